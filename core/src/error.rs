@@ -1,0 +1,53 @@
+//! The one error type of the core. Every variant carries a stable `code` that
+//! reaches JavaScript unchanged as `err.code`.
+
+use crate::Slot;
+
+/// What went wrong in a registry operation. A call that returns an error has
+/// left the registry exactly as it was.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+  /// The client id was empty.
+  #[error("clientId must be a non-empty string")]
+  EmptyClientId,
+
+  /// The session id was empty.
+  #[error("session.id must be a non-empty string")]
+  EmptySessionId,
+
+  /// The session id is already registered. `slot` and `client_id` describe
+  /// the registration that stays in place.
+  #[error("session '{session_id}' is already registered under client '{client_id}'")]
+  AlreadyRegistered {
+    session_id: String,
+    client_id: String,
+    slot: Slot,
+  },
+}
+
+/// How an error should surface to a caller in a language with typed errors:
+/// a wrong argument (JavaScript's `TypeError`) or a refused operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+  InvalidArgument,
+  Refused,
+}
+
+impl Error {
+  /// The stable machine-readable code of this error.
+  pub fn code(&self) -> &'static str {
+    match self {
+      Error::EmptyClientId => "ERR_INVALID_CLIENT_ID",
+      Error::EmptySessionId => "ERR_INVALID_SESSION",
+      Error::AlreadyRegistered { .. } => "ERR_SESSION_ALREADY_REGISTERED",
+    }
+  }
+
+  /// Whether the caller passed a bad argument or the registry refused a valid one.
+  pub fn kind(&self) -> ErrorKind {
+    match self {
+      Error::EmptyClientId | Error::EmptySessionId => ErrorKind::InvalidArgument,
+      Error::AlreadyRegistered { .. } => ErrorKind::Refused,
+    }
+  }
+}

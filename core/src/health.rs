@@ -1,0 +1,74 @@
+//! What a session's health report means for cleanup.
+
+/// The `state` a session reports in its health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthState {
+  Idle,
+  Active,
+  Completed,
+  Error,
+  /// Any state outside the documented four.
+  Unknown,
+}
+
+impl HealthState {
+  /// Reads a documented state name; anything else is [`HealthState::Unknown`].
+  pub fn parse(name: &str) -> Self {
+    match name {
+      "idle" => HealthState::Idle,
+      "active" => HealthState::Active,
+      "completed" => HealthState::Completed,
+      "error" => HealthState::Error,
+      _ => HealthState::Unknown,
+    }
+  }
+}
+
+/// The answer to "how is this session?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthReading {
+  /// The session reported its health.
+  Reported { state: HealthState, timed_out: bool },
+  /// Asking failed: the health call threw or returned something that is not
+  /// a health report. Counts as an error state.
+  Failed,
+  /// The session has no way to report health; it is left alone.
+  Unavailable,
+}
+
+impl HealthReading {
+  /// Whether stale cleanup removes the session: timed out, in the error
+  /// state, or unable to say.
+  pub fn is_stale(self) -> bool {
+    match self {
+      HealthReading::Reported { state, timed_out } => timed_out || state == HealthState::Error,
+      HealthReading::Failed => true,
+      HealthReading::Unavailable => false,
+    }
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn stale_means_timed_out_error_or_unreadable() {
+    let reported = |state, timed_out| HealthReading::Reported { state, timed_out };
+    assert!(reported(HealthState::Error, false).is_stale());
+    assert!(reported(HealthState::Idle, true).is_stale());
+    assert!(reported(HealthState::Active, true).is_stale());
+    assert!(!reported(HealthState::Active, false).is_stale());
+    assert!(!reported(HealthState::Completed, false).is_stale());
+    assert!(!reported(HealthState::Unknown, false).is_stale());
+    assert!(HealthReading::Failed.is_stale());
+    assert!(!HealthReading::Unavailable.is_stale());
+  }
+
+  #[test]
+  fn parses_only_the_documented_states() {
+    assert_eq!(HealthState::parse("error"), HealthState::Error);
+    assert_eq!(HealthState::parse("Error"), HealthState::Unknown);
+    assert_eq!(HealthState::parse(""), HealthState::Unknown);
+  }
+}

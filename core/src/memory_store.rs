@@ -1,0 +1,428 @@
+//! The in-process [`SessionStore`]: two slabs and two hash indexes.
+//!
+//! Sessions live in a slab whose index is the session's [`Slot`]; each client
+//! keeps its sessions as a doubly linked list threaded through that slab, so
+//! registering, removing and listing a client's sessions cost the same at ten
+//! sessions as at a hundred thousand. The hash indexes store only slab
+//! indexes and compare against the ids kept in the slabs, so every id string
+//! is stored once.
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+use std::hash::BuildHasher;
+
+use crate::store::{RemovedSession, SessionStore, SessionView};
+use crate::{Error, Slot};
+
+/// Marks "no entry" in the links and free lists.
+const NIL: u32 = u32::MAX;
+
+struct SessionEntry {
+  id: Box<str>,
+  /// Index of the owning client; `NIL` while the entry is free.
+  client: u32,
+  seq: u64,
+  registered_at: f64,
+  /// Neighbours in the client's list. While the entry is free, `next` links
+  /// the free list.
+  prev: u32,
+  next: u32,
+}
+
+struct ClientEntry {
+  id: Box<str>,
+  head: u32,
+  tail: u32,
+  /// Sessions owned; 0 exactly while the entry is free, when `head` links
+  /// the free list.
+  len: u32,
+}
+
+/// The default, in-process store. Not shared between threads: each registry
+/// (and so each worker thread) has its own.
+pub struct MemoryStore {
+  sessions: Vec<SessionEntry>,
+  free_session: u32,
+  session_index: HashTable<u32>,
+  session_count: usize,
+  clients: Vec<ClientEntry>,
+  free_client: u32,
+  client_index: HashTable<u32>,
+  client_count: usize,
+  hasher: DefaultHashBuilder,
+  next_seq: u64,
+}
+
+impl Default for MemoryStore {
+  fn default() -> Self {
+    Self::new()
+  }
+}
+
+impl MemoryStore {
+  pub fn new() -> Self {
+    MemoryStore {
+      sessions: Vec::new(),
+      free_session: NIL,
+      session_index: HashTable::new(),
+      session_count: 0,
+      clients: Vec::new(),
+      free_client: NIL,
+      client_index: HashTable::new(),
+      client_count: 0,
+      hasher: DefaultHashBuilder::default(),
+      next_seq: 1,
+    }
+  }
+
+  fn hash(&self, id: &str) -> u64 {
+    self.hasher.hash_one(id)
+  }
+
+  fn find_session(&self, id: &str) -> Option<u32> {
+    let sessions = &self.sessions;
+    self
+      .session_index
+      .find(self.hash(id), |&i| &*sessions[i as usize].id == id)
+      .copied()
+  }
+
+  fn find_client(&self, id: &str) -> Option<u32> {
+    let clients = &self.clients;
+    self
+      .client_index
+      .find(self.hash(id), |&i| &*clients[i as usize].id == id)
+      .copied()
+  }
+
+  /// The client entry for `id`, created (and indexed) if it does not exist.
+  fn client_for_insert(&mut self, id: &str, hash: u64) -> u32 {
+    if let Some(index) = self.find_client(id) {
+      return index;
+    }
+    let entry = ClientEntry {
+      id: id.into(),
+      head: NIL,
+      tail: NIL,
+      len: 0,
+    };
+    let index = if self.free_client != NIL {
+      let index = self.free_client;
+      self.free_client = self.clients[index as usize].head;
+      self.clients[index as usize] = entry;
+      index
+    } else {
+      self.clients.push(entry);
+      (self.clients.len() - 1) as u32
+    };
+    let clients = &self.clients;
+    let hasher = &self.hasher;
+    self
+      .client_index
+      .insert_unique(hash, index, |&i| hasher.hash_one(&*clients[i as usize].id));
+    self.client_count += 1;
+    index
+  }
+
+  /// Drops an empty client from the index and frees its entry, handing back its id.
+  fn release_client(&mut self, index: u32) -> Box<str> {
+    let hash = self.hash(&self.clients[index as usize].id);
+    if let Ok(found) = self.client_index.find_entry(hash, |&i| i == index) {
+      found.remove();
+    }
+    self.client_count -= 1;
+    let entry = &mut self.clients[index as usize];
+    let id = std::mem::take(&mut entry.id);
+    entry.head = self.free_client;
+    entry.tail = NIL;
+    entry.len = 0;
+    self.free_client = index;
+    id
+  }
+
+  /// Takes a session entry out of its client list, the index and the slab.
+  /// Releases the client when this was its last session.
+  fn remove_at(&mut self, slot: u32) -> RemovedSession {
+    let (client, prev, next) = {
+      let entry = &self.sessions[slot as usize];
+      (entry.client, entry.prev, entry.next)
+    };
+    if prev != NIL {
+      self.sessions[prev as usize].next = next;
+    } else {
+      self.clients[client as usize].head = next;
+    }
+    if next != NIL {
+      self.sessions[next as usize].prev = prev;
+    } else {
+      self.clients[client as usize].tail = prev;
+    }
+    self.clients[client as usize].len -= 1;
+    let client_id = if self.clients[client as usize].len == 0 {
+      self.release_client(client).into_string()
+    } else {
+      self.clients[client as usize].id.to_string()
+    };
+    self.unlink_session(slot, client_id)
+  }
+
+  /// Frees a session entry that is no longer in any client list.
+  fn unlink_session(&mut self, slot: u32, client_id: String) -> RemovedSession {
+    let hash = self.hash(&self.sessions[slot as usize].id);
+    if let Ok(found) = self.session_index.find_entry(hash, |&i| i == slot) {
+      found.remove();
+    }
+    self.session_count -= 1;
+    let entry = &mut self.sessions[slot as usize];
+    let removed = RemovedSession {
+      session_id: std::mem::take(&mut entry.id).into_string(),
+      client_id,
+      slot,
+      seq: entry.seq,
+      registered_at: entry.registered_at,
+    };
+    entry.client = NIL;
+    entry.prev = NIL;
+    entry.next = self.free_session;
+    self.free_session = slot;
+    removed
+  }
+
+  fn view(&self, slot: u32) -> SessionView<'_> {
+    let entry = &self.sessions[slot as usize];
+    SessionView {
+      session_id: &entry.id,
+      client_id: &self.clients[entry.client as usize].id,
+      slot,
+      seq: entry.seq,
+      registered_at: entry.registered_at,
+    }
+  }
+}
+
+/// Walks one client's list.
+struct ClientSlots<'a> {
+  sessions: &'a [SessionEntry],
+  next: u32,
+}
+
+impl Iterator for ClientSlots<'_> {
+  type Item = Slot;
+
+  fn next(&mut self) -> Option<Slot> {
+    if self.next == NIL {
+      return None;
+    }
+    let slot = self.next;
+    self.next = self.sessions[slot as usize].next;
+    Some(slot)
+  }
+}
+
+impl SessionStore for MemoryStore {
+  fn insert(&mut self, client_id: &str, session_id: &str, now: f64) -> Result<(Slot, u64), Error> {
+    let session_hash = self.hash(session_id);
+    if let Some(existing) = self.find_session(session_id) {
+      let view = self.view(existing);
+      return Err(Error::AlreadyRegistered {
+        session_id: session_id.to_owned(),
+        client_id: view.client_id.to_owned(),
+        slot: existing,
+      });
+    }
+    let client_hash = self.hash(client_id);
+    let client = self.client_for_insert(client_id, client_hash);
+    let seq = self.next_seq;
+    self.next_seq += 1;
+    let tail = self.clients[client as usize].tail;
+    let entry = SessionEntry {
+      id: session_id.into(),
+      client,
+      seq,
+      registered_at: now,
+      prev: tail,
+      next: NIL,
+    };
+    let slot = if self.free_session != NIL {
+      let slot = self.free_session;
+      self.free_session = self.sessions[slot as usize].next;
+      self.sessions[slot as usize] = entry;
+      slot
+    } else {
+      self.sessions.push(entry);
+      (self.sessions.len() - 1) as u32
+    };
+    if tail != NIL {
+      self.sessions[tail as usize].next = slot;
+    } else {
+      self.clients[client as usize].head = slot;
+    }
+    let owner = &mut self.clients[client as usize];
+    owner.tail = slot;
+    owner.len += 1;
+    let sessions = &self.sessions;
+    let hasher = &self.hasher;
+    self.session_index.insert_unique(session_hash, slot, |&i| {
+      hasher.hash_one(&*sessions[i as usize].id)
+    });
+    self.session_count += 1;
+    Ok((slot, seq))
+  }
+
+  fn slot_of(&self, session_id: &str) -> Option<Slot> {
+    self.find_session(session_id)
+  }
+
+  fn get(&self, slot: Slot) -> Option<SessionView<'_>> {
+    match self.sessions.get(slot as usize) {
+      Some(entry) if entry.client != NIL => Some(self.view(slot)),
+      _ => None,
+    }
+  }
+
+  fn remove(&mut self, session_id: &str) -> Option<RemovedSession> {
+    let slot = self.find_session(session_id)?;
+    Some(self.remove_at(slot))
+  }
+
+  fn remove_registration(&mut self, slot: Slot, seq: u64) -> Option<RemovedSession> {
+    match self.sessions.get(slot as usize) {
+      Some(entry) if entry.client != NIL && entry.seq == seq => Some(self.remove_at(slot)),
+      _ => None,
+    }
+  }
+
+  fn remove_client(&mut self, client_id: &str) -> Vec<RemovedSession> {
+    let Some(client) = self.find_client(client_id) else {
+      return Vec::new();
+    };
+    let mut removed = Vec::with_capacity(self.clients[client as usize].len as usize);
+    let mut slot = self.clients[client as usize].head;
+    while slot != NIL {
+      let next = self.sessions[slot as usize].next;
+      removed.push(self.unlink_session(slot, client_id.to_owned()));
+      slot = next;
+    }
+    self.release_client(client);
+    removed
+  }
+
+  fn client_slots(&self, client_id: &str) -> impl Iterator<Item = Slot> + '_ {
+    let head = match self.find_client(client_id) {
+      Some(client) => self.clients[client as usize].head,
+      None => NIL,
+    };
+    ClientSlots {
+      sessions: &self.sessions,
+      next: head,
+    }
+  }
+
+  fn client_len(&self, client_id: &str) -> usize {
+    self
+      .find_client(client_id)
+      .map_or(0, |client| self.clients[client as usize].len as usize)
+  }
+
+  fn sessions(&self) -> impl Iterator<Item = SessionView<'_>> + '_ {
+    (0..self.sessions.len() as u32)
+      .filter(|&slot| self.sessions[slot as usize].client != NIL)
+      .map(|slot| self.view(slot))
+  }
+
+  fn clients(&self) -> impl Iterator<Item = (&str, usize)> + '_ {
+    self
+      .clients
+      .iter()
+      .filter(|client| client.len > 0)
+      .map(|client| (&*client.id, client.len as usize))
+  }
+
+  fn session_count(&self) -> usize {
+    self.session_count
+  }
+
+  fn client_count(&self) -> usize {
+    self.client_count
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn ids(store: &MemoryStore, client: &str) -> Vec<String> {
+    store
+      .client_slots(client)
+      .map(|slot| store.get(slot).unwrap().session_id.to_owned())
+      .collect()
+  }
+
+  #[test]
+  fn keeps_client_sessions_in_registration_order_across_removals() {
+    let mut store = MemoryStore::new();
+    for id in ["a", "b", "c", "d"] {
+      store.insert("c1", id, 0.0).unwrap();
+    }
+    store.remove("b").unwrap();
+    store.insert("c1", "e", 0.0).unwrap();
+    assert_eq!(ids(&store, "c1"), ["a", "c", "d", "e"]);
+    store.remove("a").unwrap();
+    store.remove("e").unwrap();
+    assert_eq!(ids(&store, "c1"), ["c", "d"]);
+  }
+
+  #[test]
+  fn drops_a_client_with_its_last_session_and_reuses_slots() {
+    let mut store = MemoryStore::new();
+    let (first, _) = store.insert("c1", "a", 0.0).unwrap();
+    assert_eq!(store.client_count(), 1);
+    let removed = store.remove("a").unwrap();
+    assert_eq!(removed.client_id, "c1");
+    assert_eq!(store.client_count(), 0);
+    assert_eq!(store.client_len("c1"), 0);
+    let (again, _) = store.insert("c2", "b", 0.0).unwrap();
+    assert_eq!(first, again, "a freed slot is reused");
+  }
+
+  #[test]
+  fn a_duplicate_id_changes_nothing() {
+    let mut store = MemoryStore::new();
+    let (slot, _) = store.insert("c1", "a", 1.0).unwrap();
+    let err = store.insert("c2", "a", 2.0).unwrap_err();
+    assert_eq!(
+      err,
+      Error::AlreadyRegistered {
+        session_id: "a".into(),
+        client_id: "c1".into(),
+        slot
+      }
+    );
+    assert_eq!(store.client_count(), 1);
+    assert_eq!(store.get(slot).unwrap().registered_at, 1.0);
+  }
+
+  #[test]
+  fn remove_registration_ignores_a_later_registration_in_the_same_slot() {
+    let mut store = MemoryStore::new();
+    let (slot, seq) = store.insert("c1", "a", 0.0).unwrap();
+    store.remove("a").unwrap();
+    let (reused, newer) = store.insert("c1", "b", 0.0).unwrap();
+    assert_eq!(slot, reused);
+    assert!(store.remove_registration(slot, seq).is_none());
+    assert_eq!(
+      store.remove_registration(slot, newer).unwrap().session_id,
+      "b"
+    );
+  }
+
+  #[test]
+  fn ids_with_pattern_characters_are_plain_keys() {
+    let mut store = MemoryStore::new();
+    for id in ["*", "a*", "a/b", "a:b", "", " "] {
+      store.insert("c:*", id, 0.0).unwrap();
+    }
+    assert_eq!(store.slot_of("a"), None);
+    assert_eq!(store.client_len("c:*"), 6);
+    assert_eq!(store.client_len("c:"), 0);
+  }
+}
