@@ -1,0 +1,16 @@
+//! Node.js bindings of the Nity session registry.
+//!
+//! The bookkeeping lives in the `nity-registry-core` crate; this crate only
+//! converts arguments, keeps the JavaScript handles and listeners, calls
+//! back into JavaScript, and turns core errors into JavaScript errors.
+
+#![deny(clippy::all)]
+
+mod close_hooks;
+mod closing;
+mod errors;
+mod handles;
+mod js;
+mod registry;
+
+pub use registry::NitySessionRegistry;
