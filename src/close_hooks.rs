@@ -7,8 +7,8 @@
 
 use napi::{Env, Result};
 
-use crate::handles::JsState;
 use crate::js::{self, Value};
+use crate::js_state::JsState;
 use nity_registry_core::{CloseOutcome, CloseReport};
 
 /// Which listener sits at which index of the JavaScript listener array.

@@ -14,16 +14,17 @@ use napi::bindgen_prelude::{ClassInstance, FromNapiValue};
 use napi::{sys, Env, Result};
 
 use crate::close_hooks;
-use crate::js::{self, Deferred, Value};
+use crate::js::{self, Value};
 use crate::registry::NitySessionRegistry;
 use nity_registry_core::{CloseOrder, CloseOutcome, Ticket};
 
-/// Who is waiting for a close to end.
+/// Who is waiting for a close to end. Promises are named by their waiter
+/// slot in the registry's JavaScript state.
 pub enum Waiter {
   /// The `unregister` that closed the session: rejects with the handle's error.
-  Caller(Deferred),
+  Caller(u32),
   /// An `unregister` of a session that was already closing: resolves once it ends.
-  Bystander(Deferred),
+  Bystander(u32),
   /// One session of a bulk cleanup.
   Batch(u64),
 }
@@ -31,7 +32,7 @@ pub enum Waiter {
 struct Batch {
   remaining: usize,
   removed: usize,
-  deferred: Deferred,
+  waiter: u32,
 }
 
 /// The promises waiting on closes in flight.
@@ -40,23 +41,38 @@ pub struct Closing {
   waiters: HashMap<Ticket, Vec<Waiter>>,
   batches: HashMap<u64, Batch>,
   next_batch: u64,
+  free_slots: Vec<u32>,
+  next_slot: u32,
 }
 
 impl Closing {
+  /// Reserves a waiter slot for a new promise.
+  pub fn reserve(&mut self) -> u32 {
+    self.free_slots.pop().unwrap_or_else(|| {
+      self.next_slot += 1;
+      self.next_slot - 1
+    })
+  }
+
+  /// Returns a slot whose promise is settled.
+  pub fn release(&mut self, slot: u32) {
+    self.free_slots.push(slot);
+  }
+
   pub fn wait(&mut self, ticket: Ticket, waiter: Waiter) {
     self.waiters.entry(ticket).or_default().push(waiter);
   }
 
-  /// A promise for a bulk cleanup of `removed` sessions, resolved with that
-  /// count once each of them has settled.
-  pub fn batch(&mut self, deferred: Deferred, removed: usize) -> u64 {
+  /// A bulk cleanup of `removed` sessions whose promise, in `waiter`, resolves
+  /// with that count once each of them has settled.
+  pub fn batch(&mut self, waiter: u32, removed: usize) -> u64 {
     self.next_batch += 1;
     self.batches.insert(
       self.next_batch,
       Batch {
         remaining: removed,
         removed,
-        deferred,
+        waiter,
       },
     );
     self.next_batch
@@ -66,16 +82,16 @@ impl Closing {
     self.waiters.remove(&ticket).unwrap_or_default()
   }
 
-  /// Counts one member of a batch as done; hands back the batch's promise
-  /// and count when it was the last.
-  fn member_done(&mut self, batch: u64) -> Option<(Deferred, usize)> {
+  /// Counts one member of a batch as done; hands back the batch's waiter
+  /// slot and count when it was the last.
+  fn member_done(&mut self, batch: u64) -> Option<(u32, usize)> {
     let entry = self.batches.get_mut(&batch)?;
     entry.remaining -= 1;
     if entry.remaining > 0 {
       return None;
     }
     let done = self.batches.remove(&batch)?;
-    Some((done.deferred, done.removed))
+    Some((done.waiter, done.removed))
   }
 }
 
@@ -151,27 +167,43 @@ impl NitySessionRegistry {
     }
     let waiters = self.closing.borrow_mut().take(ticket);
     for waiter in waiters {
-      let _ = match waiter {
-        Waiter::Caller(deferred) => match outcome {
-          CloseOutcome::Failed => {
-            let reason = error.map_or_else(|| js::undefined(env), Ok);
-            reason.and_then(|reason| deferred.reject(env, reason))
-          }
-          CloseOutcome::Closed => js::undefined(env).and_then(|v| deferred.resolve(env, v)),
+      let (slot, fulfilled, value) = match waiter {
+        Waiter::Caller(slot) => match outcome {
+          CloseOutcome::Failed => (slot, false, error.map_or_else(|| js::undefined(env), Ok)),
+          CloseOutcome::Closed => (slot, true, js::undefined(env)),
         },
-        Waiter::Bystander(deferred) => js::undefined(env).and_then(|v| deferred.resolve(env, v)),
+        Waiter::Bystander(slot) => (slot, true, js::undefined(env)),
         Waiter::Batch(batch) => {
           let done = self.closing.borrow_mut().member_done(batch);
           match done {
-            Some((deferred, removed)) => {
-              js::number(env, removed as f64).and_then(|v| deferred.resolve(env, v))
-            }
-            None => Ok(()),
+            Some((slot, removed)) => (slot, true, js::number(env, removed as f64)),
+            None => continue,
           }
         }
       };
+      self.resolve_waiter(env, slot, fulfilled, value);
     }
     js::clear_pending(env);
+  }
+}
+
+impl NitySessionRegistry {
+  /// A new pending promise and the waiter slot that settles it.
+  pub(crate) fn new_promise(&self, env: &Env) -> Result<(u32, Value)> {
+    let slot = self.closing.borrow_mut().reserve();
+    match self.js.promise(env, slot) {
+      Ok(promise) => Ok((slot, promise)),
+      Err(e) => {
+        self.closing.borrow_mut().release(slot);
+        Err(e)
+      }
+    }
+  }
+
+  /// Settles the promise in a waiter slot and frees the slot. Never throws.
+  fn resolve_waiter(&self, env: &Env, slot: u32, fulfilled: bool, value: Result<Value>) {
+    let _ = value.and_then(|value| self.js.settle(env, slot, fulfilled, value));
+    self.closing.borrow_mut().release(slot);
   }
 }
 

@@ -31,23 +31,29 @@ pub fn check(status: sys::napi_status) -> Result<()> {
 }
 
 /// Like [`check`], but hands back the thrown value (and clears it) instead of
-/// leaving it pending, so the caller can decide what a throw means.
+/// leaving it pending, so the caller can decide what a throw means. Some calls
+/// (a property read whose getter throws) report a generic failure rather than
+/// `napi_pending_exception`, so a pending exception is looked for either way.
 fn catching(
   env: sys::napi_env,
   status: sys::napi_status,
 ) -> Result<std::result::Result<(), Value>> {
-  match status {
-    sys::Status::napi_ok => Ok(Ok(())),
-    sys::Status::napi_pending_exception => {
-      let mut thrown = ptr::null_mut();
-      check(unsafe { sys::napi_get_and_clear_last_exception(env, &mut thrown) })?;
-      Ok(Err(thrown))
-    }
-    other => Err(Error::new(
-      Status::from(other),
-      "N-API call failed".to_owned(),
-    )),
+  if status == sys::Status::napi_ok {
+    return Ok(Ok(()));
   }
+  let mut pending = status == sys::Status::napi_pending_exception;
+  if !pending {
+    unsafe { sys::napi_is_exception_pending(env, &mut pending) };
+  }
+  if pending {
+    let mut thrown = ptr::null_mut();
+    check(unsafe { sys::napi_get_and_clear_last_exception(env, &mut thrown) })?;
+    return Ok(Err(thrown));
+  }
+  Err(Error::new(
+    Status::from(status),
+    "N-API call failed".to_owned(),
+  ))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -455,4 +461,18 @@ pub fn clear_pending(env: &Env) {
     let mut thrown = ptr::null_mut();
     unsafe { sys::napi_get_and_clear_last_exception(env.raw(), &mut thrown) };
   }
+}
+
+/// Compiles and runs a script, returning its completion value.
+pub fn run_script(env: &Env, source: &str) -> Result<Value> {
+  let source = string(env, source)?;
+  let mut value = ptr::null_mut();
+  check(unsafe { sys::napi_run_script(env.raw(), source, &mut value) })?;
+  Ok(value)
+}
+
+pub fn boolean(env: &Env, flag: bool) -> Result<Value> {
+  let mut value = ptr::null_mut();
+  check(unsafe { sys::napi_get_boolean(env.raw(), flag, &mut value) })?;
+  Ok(value)
 }

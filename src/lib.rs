@@ -9,8 +9,9 @@
 mod close_hooks;
 mod closing;
 mod errors;
-mod handles;
 mod js;
+mod js_state;
 mod registry;
+mod script;
 
 pub use registry::NitySessionRegistry;

@@ -12,8 +12,8 @@ use napi_derive::napi;
 use crate::close_hooks::CloseHooks;
 use crate::closing::{Closing, Waiter};
 use crate::errors;
-use crate::handles::JsState;
-use crate::js::{self, Deferred, Type, Value};
+use crate::js::{self, Type, Value};
+use crate::js_state::JsState;
 use nity_registry_core::{
   CloseReason, Error as CoreError, HealthReading, HealthState, Registry, SessionStore, Unregister,
 };
@@ -145,18 +145,17 @@ impl NitySessionRegistry {
     let promise = match outcome {
       Unregister::NotRegistered => js::resolved(env, js::undefined(env)?)?,
       Unregister::AlreadyClosing(ticket) => {
-        let (deferred, promise) = Deferred::new(env)?;
+        let (waiter, promise) = self.new_promise(env)?;
         self
           .closing
           .borrow_mut()
-          .wait(ticket, Waiter::Bystander(deferred));
+          .wait(ticket, Waiter::Bystander(waiter));
         promise
       }
       Unregister::Close(order) => {
-        let (deferred, promise) = Deferred::new(env)?;
-        let mut deferred = Some(deferred);
+        let (waiter, promise) = self.new_promise(env)?;
         self.close_orders(env, this.object.raw(), vec![order], |_| {
-          Waiter::Caller(deferred.take().expect("one order, one caller"))
+          Waiter::Caller(waiter)
         });
         promise
       }
@@ -356,8 +355,8 @@ impl NitySessionRegistry {
     if orders.is_empty() {
       return unknown(env, js::resolved(env, js::number(env, 0.0)?)?);
     }
-    let (deferred, promise) = Deferred::new(env)?;
-    let batch = self.closing.borrow_mut().batch(deferred, orders.len());
+    let (waiter, promise) = self.new_promise(env)?;
+    let batch = self.closing.borrow_mut().batch(waiter, orders.len());
     self.close_orders(env, this, orders, |_| Waiter::Batch(batch));
     unknown(env, promise)
   }
