@@ -103,7 +103,7 @@ export declare class NitySessionRegistry<H extends NitySessionHandle = NitySessi
    */
   unregister(sessionId: string): Promise<void>
   /**
-   * Closes every session of a client, all at once, and resolves with how
+   * Closes every session of a client concurrently and resolves with how
    * many were removed (0 for an unknown client). Failed closes do not
    * reject: they are reported to the close hooks.
    */
@@ -121,7 +121,8 @@ export declare class NitySessionRegistry<H extends NitySessionHandle = NitySessi
    * Asks every session for its health and closes those that are timed out
    * or in the error state (a `getHealth()` that throws counts as error; a
    * session without `getHealth` is left alone). Resolves with the number
-   * removed; failed closes are reported to the close hooks.
+   * removed; failed closes are reported to the close hooks. Large
+   * registries are scanned in slices that yield to the event loop.
    */
   cleanupStale(): Promise<number>
   /** Subscribes to close events; returns the function that unsubscribes. */

@@ -105,47 +105,6 @@ pub fn type_of(env: &Env, value: Value) -> Result<Type> {
 /// Room for ids of typical length without touching the heap.
 const INLINE_STR: usize = 128;
 
-/// Reads a JavaScript string (known to be one) as UTF-8 and passes it to `f`.
-/// Short strings are read into a stack buffer.
-pub fn with_str<R>(env: &Env, value: Value, f: impl FnOnce(&str) -> R) -> Result<R> {
-  let mut buf = [0u8; INLINE_STR];
-  let mut len = 0usize;
-  check(unsafe {
-    sys::napi_get_value_string_utf8(
-      env.raw(),
-      value,
-      buf.as_mut_ptr().cast(),
-      INLINE_STR,
-      &mut len,
-    )
-  })?;
-  // N-API never splits a character, so a string was cut short only if the
-  // buffer lacked room for one more character of up to four bytes.
-  if len + 4 < INLINE_STR {
-    let text = std::str::from_utf8(&buf[..len])
-      .map_err(|e| Error::new(Status::StringExpected, e.to_string()))?;
-    return Ok(f(text));
-  }
-  let mut full = 0usize;
-  check(unsafe {
-    sys::napi_get_value_string_utf8(env.raw(), value, ptr::null_mut(), 0, &mut full)
-  })?;
-  let mut heap = vec![0u8; full + 1];
-  check(unsafe {
-    sys::napi_get_value_string_utf8(
-      env.raw(),
-      value,
-      heap.as_mut_ptr().cast(),
-      full + 1,
-      &mut len,
-    )
-  })?;
-  heap.truncate(len);
-  let text =
-    String::from_utf8(heap).map_err(|e| Error::new(Status::StringExpected, e.to_string()))?;
-  Ok(f(&text))
-}
-
 pub fn string(env: &Env, text: &str) -> Result<Value> {
   let mut value = ptr::null_mut();
   check(unsafe {
@@ -204,18 +163,6 @@ pub fn get(env: &Env, object: Value, name: &CStr) -> Result<Value> {
   let mut value = ptr::null_mut();
   check(unsafe { sys::napi_get_named_property(env.raw(), object, name.as_ptr(), &mut value) })?;
   Ok(value)
-}
-
-/// Reads a property, handing back what a throwing getter threw.
-pub fn get_catching(
-  env: &Env,
-  object: Value,
-  name: &CStr,
-) -> Result<std::result::Result<Value, Value>> {
-  let mut value = ptr::null_mut();
-  let status =
-    unsafe { sys::napi_get_named_property(env.raw(), object, name.as_ptr(), &mut value) };
-  Ok(catching(env.raw(), status)?.map(|()| value))
 }
 
 /// Defines own data properties (writable, enumerable, configurable) in one
@@ -354,16 +301,16 @@ pub fn bind(env: &Env, func: Value, this: Value) -> Result<Value> {
 /// What a native callback was called with.
 pub struct CallbackInfo {
   pub this: Value,
-  pub args: [Value; 2],
+  pub args: [Value; 3],
   pub tag: usize,
 }
 
-/// Reads `this`, up to two arguments and the tag of a [`function_with_tag`].
+/// Reads `this`, up to three arguments and the tag of a [`function_with_tag`].
 ///
 /// # Safety
 /// `info` must be the callback info N-API passed to the running callback.
 pub unsafe fn callback_info(env: &Env, info: sys::napi_callback_info) -> Result<CallbackInfo> {
-  let mut args = [ptr::null_mut(); 2];
+  let mut args = [ptr::null_mut(); 3];
   let mut argc = args.len();
   let mut this = ptr::null_mut();
   let mut data = ptr::null_mut();
@@ -475,4 +422,138 @@ pub fn boolean(env: &Env, flag: bool) -> Result<Value> {
   let mut value = ptr::null_mut();
   check(unsafe { sys::napi_get_boolean(env.raw(), flag, &mut value) })?;
   Ok(value)
+}
+
+/// A new `Uint32Array` of `len` zeros and a pointer to its memory.
+pub fn uint32_array(env: &Env, len: usize) -> Result<(Value, *mut u32)> {
+  let mut data = ptr::null_mut();
+  let mut buffer = ptr::null_mut();
+  check(unsafe { sys::napi_create_arraybuffer(env.raw(), len * 4, &mut data, &mut buffer) })?;
+  let mut array = ptr::null_mut();
+  check(unsafe {
+    sys::napi_create_typedarray(
+      env.raw(),
+      sys::TypedarrayType::uint32_array,
+      len,
+      buffer,
+      0,
+      &mut array,
+    )
+  })?;
+  Ok((array, data.cast()))
+}
+
+/// Where a `Uint32Array`'s numbers are and how many, looked up afresh (never
+/// cached: script code could have replaced or detached the buffer since).
+fn uint32_memory(env: &Env, array: Value) -> Result<(*mut u32, usize)> {
+  let mut kind = 0;
+  let mut len = 0usize;
+  let mut data = ptr::null_mut();
+  let mut buffer = ptr::null_mut();
+  let mut offset = 0usize;
+  check(unsafe {
+    sys::napi_get_typedarray_info(
+      env.raw(),
+      array,
+      &mut kind,
+      &mut len,
+      &mut data,
+      &mut buffer,
+      &mut offset,
+    )
+  })?;
+  if kind != sys::TypedarrayType::uint32_array || data.is_null() {
+    return Ok((ptr::null_mut(), 0));
+  }
+  Ok((data.cast(), len))
+}
+
+/// Copies `values` to the start of a `Uint32Array`.
+pub fn write_uint32s(env: &Env, array: Value, values: &[u32]) -> Result<()> {
+  if values.is_empty() {
+    return Ok(());
+  }
+  let (data, len) = uint32_memory(env, array)?;
+  if len < values.len() {
+    return Err(Error::new(
+      Status::InvalidArg,
+      "typed array too short".to_owned(),
+    ));
+  }
+  // The memory is V8's and stays put while `array` lives; no JavaScript runs
+  // during the copy.
+  unsafe { ptr::copy_nonoverlapping(values.as_ptr(), data, values.len()) };
+  Ok(())
+}
+
+/// The first `count` numbers of a `Uint32Array`.
+pub fn read_uint32s(env: &Env, array: Value, count: usize) -> Result<Vec<u32>> {
+  if count == 0 {
+    return Ok(Vec::new());
+  }
+  let (data, len) = uint32_memory(env, array)?;
+  if len < count {
+    return Err(Error::new(
+      Status::InvalidArg,
+      "typed array too short".to_owned(),
+    ));
+  }
+  Ok(unsafe { std::slice::from_raw_parts(data, count) }.to_vec())
+}
+
+pub fn to_f64(env: &Env, value: Value) -> Result<f64> {
+  let mut number = 0.0;
+  check(unsafe { sys::napi_get_value_double(env.raw(), value, &mut number) })?;
+  Ok(number)
+}
+
+pub fn to_bool(env: &Env, value: Value) -> Result<bool> {
+  let mut flag = false;
+  check(unsafe { sys::napi_get_value_bool(env.raw(), value, &mut flag) })?;
+  Ok(flag)
+}
+
+/// Reads a string as UTF-8 and passes it to `f`; `None` when the value is
+/// not a string. Strings of typical id length are read into a stack buffer.
+pub fn try_with_str<R>(env: &Env, value: Value, f: impl FnOnce(&str) -> R) -> Result<Option<R>> {
+  let mut buf = [0u8; INLINE_STR];
+  let mut len = 0usize;
+  let status = unsafe {
+    sys::napi_get_value_string_utf8(
+      env.raw(),
+      value,
+      buf.as_mut_ptr().cast(),
+      INLINE_STR,
+      &mut len,
+    )
+  };
+  if status == sys::Status::napi_string_expected {
+    return Ok(None);
+  }
+  check(status)?;
+  // N-API never splits a character, so a string was cut short only if the
+  // buffer lacked room for one more character of up to four bytes.
+  if len + 4 < INLINE_STR {
+    let text = std::str::from_utf8(&buf[..len])
+      .map_err(|e| Error::new(Status::StringExpected, e.to_string()))?;
+    return Ok(Some(f(text)));
+  }
+  let mut full = 0usize;
+  check(unsafe {
+    sys::napi_get_value_string_utf8(env.raw(), value, ptr::null_mut(), 0, &mut full)
+  })?;
+  let mut heap = vec![0u8; full + 1];
+  check(unsafe {
+    sys::napi_get_value_string_utf8(
+      env.raw(),
+      value,
+      heap.as_mut_ptr().cast(),
+      full + 1,
+      &mut len,
+    )
+  })?;
+  heap.truncate(len);
+  let text =
+    String::from_utf8(heap).map_err(|e| Error::new(Status::StringExpected, e.to_string()))?;
+  Ok(Some(f(&text)))
 }

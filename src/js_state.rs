@@ -1,6 +1,7 @@
 //! Where a registry keeps its JavaScript values: the session handles, indexed
-//! by the core's slots; the close listeners; the resolve and reject functions
-//! of its pending promises; and its script functions (see `script.rs`).
+//! by the core's slots; handles waiting for their close to start; the close
+//! listeners; the resolve and reject functions of its pending promises; the
+//! mirror of sessions per client; and its script functions (`script.rs`).
 //!
 //! All of them hang off the registry object itself, under a hidden symbol
 //! property, and the native side reaches them only through weak references.
@@ -9,56 +10,111 @@
 //! that is awaited by code using it, is collected together with a registry
 //! that was dropped without cleanup.
 
-use napi::{Env, Error, Result, Status};
+use std::cell::RefCell;
+
+use napi::{sys, Env, Error, Result, Status};
 
 use crate::js::{self, Value, WeakRef};
 use crate::script;
-use nity_registry_core::Slot;
+use nity_registry_core::{ClientChange, Slot};
+
+/// Indexes in the hidden holder array.
+const HANDLES: u32 = 0;
+const LISTENERS: u32 = 1;
+const WAITERS: u32 = 2;
+const FUNCTIONS: u32 = 3;
+const COUNTS: u32 = 4;
+const QUEUE: u32 = 5;
+const SETTLED: u32 = 6;
+const SCRATCH: u32 = 7;
 
 pub struct JsState {
+  holder: WeakRef,
   handles: WeakRef,
   listeners: WeakRef,
   waiters: WeakRef,
-  deferred: WeakRef,
-  settle: WeakRef,
+  counts: WeakRef,
+  queue: WeakRef,
+  settled: WeakRef,
+  /// The shared scratch array and its length; replaced when it must grow.
+  scratch: RefCell<(WeakRef, usize)>,
+  deferred_fn: WeakRef,
+  settle_fn: WeakRef,
+  start_fn: WeakRef,
+  pick_fn: WeakRef,
+  health_fn: WeakRef,
+  stats_fn: WeakRef,
+  count_fn: WeakRef,
 }
 
 impl JsState {
   /// Creates the arrays, compiles the script, and attaches everything to
-  /// `this` for as long as it lives.
-  pub fn attach(env: &Env, this: Value) -> Result<Self> {
-    let handles = js::array(env, 0)?;
-    let listeners = js::array(env, 0)?;
-    let waiters = js::array(env, 0)?;
+  /// `this` for as long as it lives. `settled` is the registry's native
+  /// close-settle callback.
+  pub fn attach(env: &Env, this: Value, settled: Value) -> Result<Self> {
     let functions = js::run_script(env, script::SOURCE)?;
-    let deferred = js::get(env, functions, c"deferred")?;
-    let settle = js::get(env, functions, c"settle")?;
-    let holder = js::array(env, 4)?;
-    for (index, value) in [handles, listeners, waiters, functions]
-      .into_iter()
-      .enumerate()
-    {
-      js::set_element(env, holder, index as u32, value)?;
+    let function = |name: &std::ffi::CStr| -> Result<WeakRef> {
+      WeakRef::new(env, js::get(env, functions, name)?)
+    };
+    let counts_fn = js::get(env, functions, c"counts")?;
+    let counts = call_script(env, counts_fn, &[])?;
+    let scratch_len = 64;
+    let (scratch, _) = js::uint32_array(env, scratch_len)?;
+    let holder = js::array(env, 8)?;
+    let parts = [
+      (HANDLES, js::array(env, 0)?),
+      (LISTENERS, js::array(env, 0)?),
+      (WAITERS, js::array(env, 0)?),
+      (FUNCTIONS, functions),
+      (COUNTS, counts),
+      (QUEUE, js::array(env, 0)?),
+      (SETTLED, settled),
+      (SCRATCH, scratch),
+    ];
+    for (index, value) in parts {
+      js::set_element(env, holder, index, value)?;
     }
     let key = js::symbol(env, "nity-session-registry.state")?;
     js::define_hidden(env, this, key, holder)?;
+    let part =
+      |index: u32| -> Result<WeakRef> { WeakRef::new(env, js::get_element(env, holder, index)?) };
     Ok(JsState {
-      handles: WeakRef::new(env, handles)?,
-      listeners: WeakRef::new(env, listeners)?,
-      waiters: WeakRef::new(env, waiters)?,
-      deferred: WeakRef::new(env, deferred)?,
-      settle: WeakRef::new(env, settle)?,
+      holder: WeakRef::new(env, holder)?,
+      handles: part(HANDLES)?,
+      listeners: part(LISTENERS)?,
+      waiters: part(WAITERS)?,
+      counts: part(COUNTS)?,
+      queue: part(QUEUE)?,
+      settled: part(SETTLED)?,
+      scratch: RefCell::new((part(SCRATCH)?, scratch_len)),
+      deferred_fn: function(c"deferred")?,
+      settle_fn: function(c"settle")?,
+      start_fn: function(c"start")?,
+      pick_fn: function(c"pick")?,
+      health_fn: function(c"health")?,
+      stats_fn: function(c"stats")?,
+      count_fn: function(c"count")?,
     })
   }
 
   /// Releases the weak references; the values go with the registry object.
   pub fn release(self, env: &Env) {
     for reference in [
+      self.holder,
       self.handles,
       self.listeners,
       self.waiters,
-      self.deferred,
-      self.settle,
+      self.counts,
+      self.queue,
+      self.settled,
+      self.scratch.into_inner().0,
+      self.deferred_fn,
+      self.settle_fn,
+      self.start_fn,
+      self.pick_fn,
+      self.health_fn,
+      self.stats_fn,
+      self.count_fn,
     ] {
       reference.delete(env);
     }
@@ -83,33 +139,129 @@ impl JsState {
 
   /// Takes the handle out of `slot`, so the registry no longer keeps it alive.
   pub fn take_handle(&self, env: &Env, slot: Slot) -> Result<Value> {
-    let handles = self.handles(env)?;
-    let handle = js::get_element(env, handles, slot)?;
-    js::set_element(env, handles, slot, js::undefined(env)?)?;
-    Ok(handle)
+    take(env, self.handles(env)?, slot)
+  }
+
+  /// Parks a handle whose close has not started yet.
+  pub fn park(&self, env: &Env, index: u32, handle: Value) -> Result<()> {
+    js::set_element(env, live(self.queue.get(env)?)?, index, handle)
+  }
+
+  /// Takes a parked handle out.
+  pub fn unpark(&self, env: &Env, index: u32) -> Result<Value> {
+    take(env, live(self.queue.get(env)?)?, index)
   }
 
   /// A new pending promise whose settle functions are kept in waiter slot `waiter`.
   pub fn promise(&self, env: &Env, waiter: u32) -> Result<Value> {
-    let deferred = live(self.deferred.get(env)?)?;
     let args = [
       live(self.waiters.get(env)?)?,
       js::number(env, f64::from(waiter))?,
     ];
-    call_script(env, deferred, &args)
+    call_script(env, live(self.deferred_fn.get(env)?)?, &args)
   }
 
   /// Settles the promise in waiter slot `waiter` and empties the slot.
   pub fn settle(&self, env: &Env, waiter: u32, fulfilled: bool, value: Value) -> Result<()> {
-    let settle = live(self.settle.get(env)?)?;
     let args = [
       live(self.waiters.get(env)?)?,
       js::number(env, f64::from(waiter))?,
       js::boolean(env, fulfilled)?,
       value,
     ];
-    call_script(env, settle, &args).map(drop)
+    call_script(env, live(self.settle_fn.get(env)?)?, &args).map(drop)
   }
+
+  /// Calls `handle.close()` through the script's `start`; the outcome
+  /// arrives at the registry's `settled` callback, possibly before this
+  /// returns. Never throws for JavaScript reasons.
+  pub fn start_close(&self, env: &Env, this: Value, ticket: u64, handle: Value) -> Result<()> {
+    let args = [
+      handle,
+      js::number(env, ticket as f64)?,
+      this,
+      live(self.settled.get(env)?)?,
+    ];
+    call_script(env, live(self.start_fn.get(env)?)?, &args).map(drop)
+  }
+
+  /// The handles in `slots`, as a new array.
+  pub fn pick(&self, env: &Env, slots: &[Slot]) -> Result<Value> {
+    let scratch = self.scratch_for(env, slots.len())?;
+    js::write_uint32s(env, scratch, slots)?;
+    let args = [
+      self.handles(env)?,
+      scratch,
+      js::number(env, slots.len() as f64)?,
+    ];
+    call_script(env, live(self.pick_fn.get(env)?)?, &args)
+  }
+
+  /// Health codes of the sessions in `slots`, one per slot (see `script.rs`).
+  /// Runs each session's `getHealth()`, which may call back into the
+  /// registry; so it uses a buffer of its own, not the shared scratch.
+  pub fn health(&self, env: &Env, slots: &[Slot]) -> Result<Vec<u32>> {
+    let (buffer, _) = js::uint32_array(env, slots.len())?;
+    js::write_uint32s(env, buffer, slots)?;
+    let args = [
+      self.handles(env)?,
+      buffer,
+      js::number(env, slots.len() as f64)?,
+    ];
+    call_script(env, live(self.health_fn.get(env)?)?, &args)?;
+    js::read_uint32s(env, buffer, slots.len())
+  }
+
+  /// Brings the per-client counts mirror up to date. Its keys stay in order
+  /// of client arrival: a client that left and came back moves to the end.
+  pub fn update_counts(&self, env: &Env, changes: &[ClientChange]) -> Result<()> {
+    if changes.is_empty() {
+      return Ok(());
+    }
+    let counts = live(self.counts.get(env)?)?;
+    let count_fn = live(self.count_fn.get(env)?)?;
+    for change in changes {
+      let args = [
+        counts,
+        js::string(env, &change.client_id)?,
+        js::number(env, change.count as f64)?,
+        js::boolean(env, change.recreated)?,
+      ];
+      call_script(env, count_fn, &args)?;
+    }
+    Ok(())
+  }
+
+  /// `{ totalSessions, activeClients, sessionsByClient }` from the mirror.
+  pub fn stats(&self, env: &Env, total: usize, clients: usize) -> Result<Value> {
+    let args = [
+      js::number(env, total as f64)?,
+      js::number(env, clients as f64)?,
+      live(self.counts.get(env)?)?,
+    ];
+    call_script(env, live(self.stats_fn.get(env)?)?, &args)
+  }
+
+  /// The shared scratch array, grown to hold at least `len` numbers. Only
+  /// for script functions that run no user code.
+  fn scratch_for(&self, env: &Env, len: usize) -> Result<Value> {
+    let mut scratch = self.scratch.borrow_mut();
+    if len <= scratch.1 {
+      return live(scratch.0.get(env)?);
+    }
+    let grown = len.next_power_of_two();
+    let (array, _) = js::uint32_array(env, grown)?;
+    js::set_element(env, live(self.holder.get(env)?)?, SCRATCH, array)?;
+    let old = std::mem::replace(&mut *scratch, (WeakRef::new(env, array)?, grown));
+    old.0.delete(env);
+    Ok(array)
+  }
+}
+
+fn take(env: &Env, array: Value, index: u32) -> Result<Value> {
+  let value = js::get_element(env, array, index)?;
+  js::set_element(env, array, index, js::undefined(env)?)?;
+  Ok(value)
 }
 
 /// Calls one of the script's functions, which never throw for valid arguments.
@@ -117,7 +269,7 @@ fn call_script(env: &Env, function: Value, args: &[Value]) -> Result<Value> {
   match js::call(env, js::undefined(env)?, function, args)? {
     Ok(value) => Ok(value),
     Err(thrown) => {
-      js::check(unsafe { napi::sys::napi_throw(env.raw(), thrown) })?;
+      js::check(unsafe { sys::napi_throw(env.raw(), thrown) })?;
       Err(js::pending())
     }
   }

@@ -13,5 +13,6 @@ mod js;
 mod js_state;
 mod registry;
 mod script;
+mod stale_scan;
 
 pub use registry::NitySessionRegistry;

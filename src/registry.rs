@@ -10,13 +10,12 @@ use napi::{Env, JsValue, Result};
 use napi_derive::napi;
 
 use crate::close_hooks::CloseHooks;
-use crate::closing::{Closing, Waiter};
+use crate::closing::{on_settled, Closing};
 use crate::errors;
 use crate::js::{self, Type, Value};
 use crate::js_state::JsState;
-use nity_registry_core::{
-  CloseReason, Error as CoreError, HealthReading, HealthState, Registry, SessionStore, Unregister,
-};
+use crate::stale_scan::StaleScans;
+use nity_registry_core::{Error as CoreError, Registry, SessionStore, Slot, Unregister};
 
 /// Tracks the sessions of every connected client, finds them again, and
 /// closes them when their client leaves or they go stale.
@@ -31,6 +30,7 @@ pub struct NitySessionRegistry {
   pub(crate) js: JsState,
   pub(crate) hooks: RefCell<CloseHooks>,
   pub(crate) closing: RefCell<Closing>,
+  pub(crate) scans: RefCell<StaleScans>,
   epoch: Instant,
 }
 
@@ -48,11 +48,13 @@ impl NitySessionRegistry {
   #[napi(constructor, ts_args_type = "options?: NitySessionRegistryOptions")]
   pub fn new(env: &Env, this: This, options: Option<Unknown>) -> Result<Self> {
     let this = this.object.raw();
+    let settled = js::function_with_tag(env, "settled", on_settled, 0)?;
     let registry = NitySessionRegistry {
       core: RefCell::new(Registry::new()),
-      js: JsState::attach(env, this)?,
+      js: JsState::attach(env, this, settled)?,
       hooks: RefCell::new(CloseHooks::default()),
       closing: RefCell::new(Closing::default()),
+      scans: RefCell::new(StaleScans::default()),
       epoch: Instant::now(),
     };
     if let Some(options) = options {
@@ -70,9 +72,10 @@ impl NitySessionRegistry {
   #[napi(ts_args_type = "clientId: string, session: H")]
   pub fn register(&self, env: &Env, client_id: Unknown, session: Unknown) -> Result<()> {
     let (client_id, session) = (client_id.raw(), session.raw());
-    expect_string(env, client_id, "clientId", "ERR_INVALID_CLIENT_ID")?;
     let session_type = js::type_of(env, session)?;
     if session_type != Type::Object {
+      // The client id is checked first, as it comes first.
+      expect_string(env, client_id, "clientId", "ERR_INVALID_CLIENT_ID")?;
       return Err(js::throw(
         env,
         true,
@@ -84,42 +87,48 @@ impl NitySessionRegistry {
       ));
     }
     let id = js::get(env, session, c"id")?;
-    expect_string(env, id, "session.id", "ERR_INVALID_SESSION")?;
     let close = js::get(env, session, c"close")?;
-    let close_type = js::type_of(env, close)?;
-    if close_type != Type::Function {
-      return Err(js::throw(
+    let now = self.now();
+    let registered = js::try_with_str(env, client_id, |client_id| {
+      js::try_with_str(
+        env,
+        id,
+        |session_id| -> Result<std::result::Result<Slot, Invalid>> {
+          if !is_function(env, close)? {
+            return Ok(Err(Invalid::Close));
+          }
+          Ok(self.core.borrow_mut().register(client_id, session_id, now).map_err(|error| {
+          let same_client = matches!(&error, CoreError::AlreadyRegistered { client_id: owner, .. } if owner == client_id);
+          Invalid::Core(error, same_client)
+        }))
+        },
+      )
+    })?;
+    let result = match registered {
+      None => return expect_string(env, client_id, "clientId", "ERR_INVALID_CLIENT_ID"),
+      Some(inner) => match inner? {
+        None => return expect_string(env, id, "session.id", "ERR_INVALID_SESSION"),
+        Some(result) => result?,
+      },
+    };
+    match result {
+      Ok(slot) => self.js.put_handle(env, slot, session),
+      Err(Invalid::Close) => Err(js::throw(
         env,
         true,
         "ERR_INVALID_SESSION",
         &format!(
           "session.close must be a function, got {}",
-          close_type.describe()
+          js::type_of(env, close)?.describe()
         ),
-      ));
-    }
-    let now = self.now();
-    let result = js::with_str(env, client_id, |client_id| {
-      js::with_str(env, id, |session_id| {
-        self
-          .core
-          .borrow_mut()
-          .register(client_id, session_id, now)
-          .map_err(|error| {
-            let same_client = matches!(&error, CoreError::AlreadyRegistered { client_id: owner, .. } if owner == client_id);
-            (error, same_client)
-          })
-      })
-    })??;
-    match result {
-      Ok(slot) => self.js.put_handle(env, slot, session),
+      )),
       // Registering the very same handle under the same client again is a no-op.
-      Err((CoreError::AlreadyRegistered { slot, .. }, true))
+      Err(Invalid::Core(CoreError::AlreadyRegistered { slot, .. }, true))
         if js::strict_equals(env, self.js.handle(env, slot)?, session)? =>
       {
         Ok(())
       }
-      Err((error, _)) => Err(errors::throw(env, &error)),
+      Err(Invalid::Core(error, _)) => Err(errors::throw(env, &error)),
     }
   }
 
@@ -135,35 +144,31 @@ impl NitySessionRegistry {
     session_id: Unknown,
   ) -> Result<Unknown<'env>> {
     let session_id = session_id.raw();
-    if let Some(error) = string_error(env, session_id, "sessionId", "ERR_INVALID_SESSION_ID")? {
-      return unknown(env, js::rejected(env, error)?);
-    }
     let now = self.now();
-    let outcome = js::with_str(env, session_id, |id| {
+    let Some(outcome) = js::try_with_str(env, session_id, |id| {
       self.core.borrow_mut().unregister(id, now)
-    })?;
+    })?
+    else {
+      let error = type_error(env, session_id, "sessionId", "ERR_INVALID_SESSION_ID")?;
+      return unknown(env, js::rejected(env, error)?);
+    };
     let promise = match outcome {
       Unregister::NotRegistered => js::resolved(env, js::undefined(env)?)?,
       Unregister::AlreadyClosing(ticket) => {
         let (waiter, promise) = self.new_promise(env)?;
-        self
-          .closing
-          .borrow_mut()
-          .wait(ticket, Waiter::Bystander(waiter));
+        self.closing.borrow_mut().bystander(ticket, waiter);
         promise
       }
       Unregister::Close(order) => {
         let (waiter, promise) = self.new_promise(env)?;
-        self.close_orders(env, this.object.raw(), vec![order], |_| {
-          Waiter::Caller(waiter)
-        });
+        self.close_now(env, this.object.raw(), order, waiter);
         promise
       }
     };
     unknown(env, promise)
   }
 
-  /// Closes every session of a client, all at once, and resolves with how
+  /// Closes every session of a client concurrently and resolves with how
   /// many were removed (0 for an unknown client). Failed closes do not
   /// reject: they are reported to the close hooks.
   #[napi(ts_args_type = "clientId: string", ts_return_type = "Promise<number>")]
@@ -174,14 +179,20 @@ impl NitySessionRegistry {
     client_id: Unknown,
   ) -> Result<Unknown<'env>> {
     let client_id = client_id.raw();
-    if let Some(error) = string_error(env, client_id, "clientId", "ERR_INVALID_CLIENT_ID")? {
-      return unknown(env, js::rejected(env, error)?);
-    }
     let now = self.now();
-    let orders = js::with_str(env, client_id, |id| {
+    let Some(orders) = js::try_with_str(env, client_id, |id| {
       self.core.borrow_mut().cleanup_client(id, now)
-    })?;
-    self.close_batch(env, this.object.raw(), orders)
+    })?
+    else {
+      let error = type_error(env, client_id, "clientId", "ERR_INVALID_CLIENT_ID")?;
+      return unknown(env, js::rejected(env, error)?);
+    };
+    if orders.is_empty() {
+      return unknown(env, js::resolved(env, js::number(env, 0.0)?)?);
+    }
+    let (batch, promise) = self.new_batch(env, false)?;
+    self.close_later(env, this.object.raw(), orders, batch);
+    unknown(env, promise)
   }
 
   /// The client's sessions in registration order, as a new array (empty
@@ -193,97 +204,65 @@ impl NitySessionRegistry {
     client_id: Unknown,
   ) -> Result<Unknown<'env>> {
     let client_id = client_id.raw();
-    expect_string(env, client_id, "clientId", "ERR_INVALID_CLIENT_ID")?;
-    let slots: Vec<u32> = js::with_str(env, client_id, |id| {
-      self.core.borrow().store().client_slots(id).collect()
+    let slots = js::try_with_str(env, client_id, |id| {
+      self
+        .core
+        .borrow()
+        .store()
+        .client_slots(id)
+        .collect::<Vec<Slot>>()
     })?;
-    let handles = self.js.handles(env)?;
-    let array = js::array(env, slots.len())?;
-    for (index, slot) in slots.into_iter().enumerate() {
-      js::set_element(
+    match slots {
+      None => Err(throw_type_error(
         env,
-        array,
-        index as u32,
-        js::get_element(env, handles, slot)?,
-      )?;
+        client_id,
+        "clientId",
+        "ERR_INVALID_CLIENT_ID",
+      )),
+      Some(slots) if slots.is_empty() => unknown(env, js::array(env, 0)?),
+      Some(slots) => unknown(env, self.js.pick(env, &slots)?),
     }
-    unknown(env, array)
   }
 
   /// The session registered under this id, or `undefined`.
   #[napi(ts_args_type = "sessionId: string", ts_return_type = "H | undefined")]
   pub fn get_session<'env>(&self, env: &'env Env, session_id: Unknown) -> Result<Unknown<'env>> {
     let session_id = session_id.raw();
-    expect_string(env, session_id, "sessionId", "ERR_INVALID_SESSION_ID")?;
-    let slot = js::with_str(env, session_id, |id| self.core.borrow().session(id))?;
-    match slot {
-      Some(slot) => unknown(env, self.js.handle(env, slot)?),
-      None => unknown(env, js::undefined(env)?),
+    match js::try_with_str(env, session_id, |id| self.core.borrow().session(id))? {
+      None => Err(throw_type_error(
+        env,
+        session_id,
+        "sessionId",
+        "ERR_INVALID_SESSION_ID",
+      )),
+      Some(Some(slot)) => unknown(env, self.js.handle(env, slot)?),
+      Some(None) => unknown(env, js::undefined(env)?),
     }
   }
 
   /// `{ totalSessions, activeClients, sessionsByClient }`, counted now.
   #[napi(ts_return_type = "NitySessionRegistryStats")]
   pub fn get_stats<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
-    let by_client = js::object(env)?;
-    let (total, clients) = {
-      let core = self.core.borrow();
+    // The per-client counts are mirrored in a JavaScript object and only
+    // the clients that changed since the last call are brought up to date.
+    let (changes, total, clients) = {
+      let mut core = self.core.borrow_mut();
+      let changes = core.take_client_changes();
       let store = core.store();
-      let mut entries = Vec::with_capacity(store.client_count());
-      for (client, count) in store.clients() {
-        entries.push((js::string(env, client)?, js::number(env, count as f64)?));
-      }
-      js::define_data(env, by_client, &entries)?;
-      (store.session_count(), store.client_count())
+      (changes, store.session_count(), store.client_count())
     };
-    let stats = js::object(env)?;
-    js::define_data(
-      env,
-      stats,
-      &[
-        (
-          js::string(env, "totalSessions")?,
-          js::number(env, total as f64)?,
-        ),
-        (
-          js::string(env, "activeClients")?,
-          js::number(env, clients as f64)?,
-        ),
-        (js::string(env, "sessionsByClient")?, by_client),
-      ],
-    )?;
-    unknown(env, stats)
+    self.js.update_counts(env, &changes)?;
+    unknown(env, self.js.stats(env, total, clients)?)
   }
 
   /// Asks every session for its health and closes those that are timed out
   /// or in the error state (a `getHealth()` that throws counts as error; a
   /// session without `getHealth` is left alone). Resolves with the number
-  /// removed; failed closes are reported to the close hooks.
+  /// removed; failed closes are reported to the close hooks. Large
+  /// registries are scanned in slices that yield to the event loop.
   #[napi(ts_args_type = "", ts_return_type = "Promise<number>")]
   pub fn cleanup_stale<'env>(&self, env: &'env Env, this: This) -> Result<Unknown<'env>> {
-    let registrations = self.core.borrow().registrations();
-    let mut stale = Vec::new();
-    for (slot, seq) in registrations {
-      // A getHealth() may have unregistered or replaced later sessions.
-      if !self.core.borrow().is_registered(slot, seq) {
-        continue;
-      }
-      let handle = self.js.handle(env, slot)?;
-      if read_health(env, handle)?.is_stale() {
-        stale.push((slot, seq));
-      }
-    }
-    let now = self.now();
-    let orders: Vec<_> = {
-      let mut core = self.core.borrow_mut();
-      stale
-        .into_iter()
-        .filter_map(|(slot, seq)| {
-          core.close_registration(slot, seq, CloseReason::CleanupStale, now)
-        })
-        .collect()
-    };
-    self.close_batch(env, this.object.raw(), orders)
+    unknown(env, self.start_stale_scan(env, this.object.raw())?)
   }
 
   /// Subscribes to close events; returns the function that unsubscribes.
@@ -301,6 +280,12 @@ impl NitySessionRegistry {
     let unsubscribe = js::function_with_tag(env, "unsubscribe", on_unsubscribe, id as usize)?;
     unknown(env, js::bind(env, unsubscribe, this.object.raw())?)
   }
+}
+
+/// Why `register` refused.
+enum Invalid {
+  Close,
+  Core(CoreError, bool),
 }
 
 impl NitySessionRegistry {
@@ -344,83 +329,41 @@ impl NitySessionRegistry {
     }
     Ok(())
   }
-
-  /// Closes what a bulk cleanup removed and returns a promise for the count.
-  fn close_batch<'env>(
-    &self,
-    env: &'env Env,
-    this: Value,
-    orders: Vec<nity_registry_core::CloseOrder>,
-  ) -> Result<Unknown<'env>> {
-    if orders.is_empty() {
-      return unknown(env, js::resolved(env, js::number(env, 0.0)?)?);
-    }
-    let (waiter, promise) = self.new_promise(env)?;
-    let batch = self.closing.borrow_mut().batch(waiter, orders.len());
-    self.close_orders(env, this, orders, |_| Waiter::Batch(batch));
-    unknown(env, promise)
-  }
 }
 
 fn unknown<'env>(env: &'env Env, value: Value) -> Result<Unknown<'env>> {
   unsafe { Unknown::from_napi_value(env.raw(), value) }
 }
 
-/// A `TypeError` for anything but a string.
-fn string_error(env: &Env, value: Value, name: &str, code: &str) -> Result<Option<Value>> {
-  let kind = js::type_of(env, value)?;
-  if kind == Type::String {
-    return Ok(None);
-  }
-  let message = format!("{name} must be a non-empty string, got {}", kind.describe());
-  js::error(env, true, code, &message).map(Some)
+fn is_function(env: &Env, value: Value) -> Result<bool> {
+  Ok(js::type_of(env, value)? == Type::Function)
 }
 
+/// The `TypeError` for a value that should have been a non-empty string.
+fn type_error(env: &Env, value: Value, name: &str, code: &str) -> Result<Value> {
+  let message = format!(
+    "{name} must be a non-empty string, got {}",
+    js::type_of(env, value)?.describe()
+  );
+  js::error(env, true, code, &message)
+}
+
+fn throw_type_error(env: &Env, value: Value, name: &str, code: &str) -> napi::Error {
+  match type_error(env, value, name, code) {
+    Ok(error) => match js::check(unsafe { napi::sys::napi_throw(env.raw(), error) }) {
+      Ok(()) => js::pending(),
+      Err(e) => e,
+    },
+    Err(e) => e,
+  }
+}
+
+/// `Ok` for a string; otherwise throws the `TypeError` for it.
 fn expect_string(env: &Env, value: Value, name: &str, code: &str) -> Result<()> {
-  let kind = js::type_of(env, value)?;
-  if kind == Type::String {
+  if js::type_of(env, value)? == Type::String {
     return Ok(());
   }
-  let message = format!("{name} must be a non-empty string, got {}", kind.describe());
-  Err(js::throw(env, true, code, &message))
-}
-
-/// What a handle's `getHealth()` says, read defensively: a getter or call
-/// that throws, or an answer that is not an object, is a failed reading.
-fn read_health(env: &Env, handle: Value) -> Result<HealthReading> {
-  if js::type_of(env, handle)? != Type::Object {
-    return Ok(HealthReading::Failed);
-  }
-  let get_health = match js::get_catching(env, handle, c"getHealth")? {
-    Ok(f) => f,
-    Err(_) => return Ok(HealthReading::Failed),
-  };
-  if js::type_of(env, get_health)? != Type::Function {
-    return Ok(HealthReading::Unavailable);
-  }
-  let health = match js::call(env, handle, get_health, &[])? {
-    Ok(health) => health,
-    Err(_) => return Ok(HealthReading::Failed),
-  };
-  if js::type_of(env, health)? != Type::Object {
-    return Ok(HealthReading::Failed);
-  }
-  let (Ok(state), Ok(timed_out)) = (
-    js::get_catching(env, health, c"state")?,
-    js::get_catching(env, health, c"isTimedOut")?,
-  ) else {
-    return Ok(HealthReading::Failed);
-  };
-  let state = match js::type_of(env, state)? {
-    Type::String => js::with_str(env, state, HealthState::parse)?,
-    _ => HealthState::Unknown,
-  };
-  let timed_out = js::type_of(env, timed_out)? == Type::Boolean && {
-    let mut flag = false;
-    js::check(unsafe { napi::sys::napi_get_value_bool(env.raw(), timed_out, &mut flag) })?;
-    flag
-  };
-  Ok(HealthReading::Reported { state, timed_out })
+  Err(throw_type_error(env, value, name, code))
 }
 
 /// The function `onSessionClosed` returns, bound to its registry; its tag is

@@ -1,11 +1,21 @@
 //! The JavaScript half of the bindings: a few small functions, compiled once
-//! per registry from the source below, for the work that N-API does badly
-//! from the native side.
+//! per registry from the source below, for the work that N-API does badly or
+//! slowly from the native side. They are mechanics only; every decision
+//! (what is stale, what to close, what counts) is made in the core.
 //!
-//! - Promises whose resolve and reject functions live in a JavaScript array
-//!   on the registry, not in N-API deferreds: a deferred is a garbage
-//!   collection root until settled, so a close that never settles would pin
-//!   its promise, and whatever waits on it, forever.
+//! - `deferred` / `settle`: promises whose resolve and reject functions live
+//!   in a JavaScript array on the registry, not in N-API deferreds. A
+//!   deferred is a garbage-collection root until settled, so a close that
+//!   never settles would pin its promise, and whatever awaits it, forever.
+//! - `start`: calls `close()` as a method and follows what it returns,
+//!   reporting the outcome through the registry's native `settled` function.
+//!   One call instead of a dozen N-API calls and two bound functions a close.
+//! - `pick`: the handles of a list of slots, as a new array.
+//! - `health`: reads each session's `getHealth()` into a number the core
+//!   decodes (see `decode_health` in `stale_scan.rs`).
+//! - `counts` / `count` / `stats`: the mirror of sessions per client (a `Map`
+//!   in order of client arrival) and the stats snapshot built from it, where
+//!   every client id, `__proto__` included, is an ordinary key.
 
 /// Evaluates to an object of functions; they close over nothing.
 pub const SOURCE: &str = r#"'use strict';
@@ -21,5 +31,79 @@ pub const SOURCE: &str = r#"'use strict';
     waiters[2 * i] = undefined;
     waiters[2 * i + 1] = undefined;
     settle(value);
+  },
+  start(handle, ticket, registry, settled) {
+    let result;
+    try {
+      const close = handle.close;
+      if (typeof close !== 'function') {
+        const error = new TypeError('session.close is not a function');
+        error.code = 'ERR_INVALID_SESSION';
+        throw error;
+      }
+      result = close.call(handle);
+      if (result !== null && (typeof result === 'object' || typeof result === 'function')) {
+        const then = result.then;
+        if (typeof then === 'function') {
+          then.call(
+            result,
+            (value) => settled.call(registry, ticket, true, value),
+            (error) => settled.call(registry, ticket, false, error),
+          );
+          return;
+        }
+      }
+    } catch (error) {
+      settled.call(registry, ticket, false, error);
+      return;
+    }
+    settled.call(registry, ticket, true, undefined);
+  },
+  pick(handles, slots, count) {
+    const picked = new Array(count);
+    for (let i = 0; i < count; i++) picked[i] = handles[slots[i]];
+    return picked;
+  },
+  health(handles, slots, count) {
+    for (let i = 0; i < count; i++) {
+      let code = 1;
+      try {
+        const handle = handles[slots[i]];
+        if (handle !== null && typeof handle === 'object') {
+          const getHealth = handle.getHealth;
+          if (typeof getHealth !== 'function') {
+            code = 0;
+          } else {
+            const health = getHealth.call(handle);
+            if (health !== null && typeof health === 'object') {
+              const state = health.state;
+              const kind = state === 'idle' ? 0 : state === 'active' ? 1 : state === 'completed' ? 2 : state === 'error' ? 3 : 4;
+              code = 2 + (health.isTimedOut === true ? 1 : 0) + 2 * kind;
+            }
+          }
+        }
+      } catch {
+        code = 1;
+      }
+      slots[i] = code;
+    }
+  },
+  counts() {
+    return new Map();
+  },
+  count(counts, client, count, recreated) {
+    if (count === 0 || recreated) counts.delete(client);
+    if (count > 0) counts.set(client, count);
+  },
+  stats(totalSessions, activeClients, counts) {
+    const sessionsByClient = {};
+    for (const [client, count] of counts) {
+      if (client === '__proto__') {
+        Object.defineProperty(sessionsByClient, client, { value: count, writable: true, enumerable: true, configurable: true });
+      } else {
+        sessionsByClient[client] = count;
+      }
+    }
+    return { totalSessions, activeClients, sessionsByClient };
   },
 })"#;

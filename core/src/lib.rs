@@ -19,7 +19,7 @@ pub use close::{CloseOrder, CloseOutcome, CloseReason, CloseReport, Ticket};
 pub use error::{Error, ErrorKind};
 pub use health::{HealthReading, HealthState};
 pub use memory_store::MemoryStore;
-pub use registry::{Registry, Unregister};
+pub use registry::{ClientChange, Registry, Unregister};
 pub use store::{RemovedSession, SessionStore, SessionView};
 
 /// Where the embedding layer keeps a session's handle. A store holds fewer

@@ -1,5 +1,7 @@
 //! The registry's rules on top of a [`SessionStore`].
 
+use std::collections::HashMap;
+
 use crate::close::{CloseOrder, CloseOutcome, CloseReason, CloseReport, CloseTracker, Ticket};
 use crate::store::SessionStore;
 use crate::{Error, MemoryStore, Slot};
@@ -24,6 +26,31 @@ pub enum Unregister {
 pub struct Registry<S: SessionStore = MemoryStore> {
   store: S,
   closes: CloseTracker,
+  /// Clients whose session count changed since the last
+  /// [`Registry::take_client_changes`], so that a mirror of the counts can
+  /// be brought up to date without a full scan.
+  changed_clients: HashMap<String, Change>,
+  change_order: u64,
+}
+
+/// What happened to a client's count since the last take.
+struct Change {
+  /// When the client last came into existence, or first changed if it
+  /// already existed: the order in which a mirror should see it.
+  order: u64,
+  /// Whether its count dropped to zero at some point.
+  emptied: bool,
+}
+
+/// One client's count to bring a mirror up to date with.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ClientChange {
+  pub client_id: String,
+  /// Sessions the client owns now; 0 when it is gone.
+  pub count: usize,
+  /// The client disappeared and came back since the last take: a mirror that
+  /// keeps clients in arrival order must move it to the end.
+  pub recreated: bool,
 }
 
 impl Default for Registry<MemoryStore> {
@@ -43,6 +70,8 @@ impl<S: SessionStore> Registry<S> {
     Registry {
       store,
       closes: CloseTracker::default(),
+      changed_clients: HashMap::new(),
+      change_order: 0,
     }
   }
 
@@ -62,10 +91,9 @@ impl<S: SessionStore> Registry<S> {
     if session_id.is_empty() {
       return Err(Error::EmptySessionId);
     }
-    self
-      .store
-      .insert(client_id, session_id, now)
-      .map(|(slot, _)| slot)
+    let (slot, _) = self.store.insert(client_id, session_id, now)?;
+    self.client_changed(client_id, true);
+    Ok(slot)
   }
 
   /// The slot of a registered session.
@@ -76,7 +104,10 @@ impl<S: SessionStore> Registry<S> {
   /// Removes a session for closing.
   pub fn unregister(&mut self, session_id: &str, now: f64) -> Unregister {
     match self.store.remove(session_id) {
-      Some(removed) => Unregister::Close(self.closes.begin(removed, CloseReason::Unregister, now)),
+      Some(removed) => {
+        self.client_changed(&removed.client_id, false);
+        Unregister::Close(self.closes.begin(removed, CloseReason::Unregister, now))
+      }
       None => match self.closes.in_flight(session_id) {
         Some(ticket) => Unregister::AlreadyClosing(ticket),
         None => Unregister::NotRegistered,
@@ -86,9 +117,11 @@ impl<S: SessionStore> Registry<S> {
 
   /// Removes all of a client's sessions for closing, in registration order.
   pub fn cleanup_client(&mut self, client_id: &str, now: f64) -> Vec<CloseOrder> {
-    self
-      .store
-      .remove_client(client_id)
+    let removed = self.store.remove_client(client_id);
+    if !removed.is_empty() {
+      self.client_changed(client_id, false);
+    }
+    removed
       .into_iter()
       .map(|removed| self.closes.begin(removed, CloseReason::CleanupClient, now))
       .collect()
@@ -115,6 +148,7 @@ impl<S: SessionStore> Registry<S> {
     now: f64,
   ) -> Option<CloseOrder> {
     let removed = self.store.remove_registration(slot, seq)?;
+    self.client_changed(&removed.client_id, false);
     Some(self.closes.begin(removed, reason, now))
   }
 
@@ -127,6 +161,56 @@ impl<S: SessionStore> Registry<S> {
   /// Whether a close is still waiting for its report.
   pub fn is_closing(&self, ticket: Ticket) -> bool {
     self.closes.is_pending(ticket)
+  }
+
+  /// Every client whose session count changed since the last call, in the
+  /// order a mirror that lists clients by arrival needs to apply them.
+  pub fn take_client_changes(&mut self) -> Vec<ClientChange> {
+    let mut changed: Vec<(u64, ClientChange)> = self
+      .changed_clients
+      .drain()
+      .map(|(client_id, change)| {
+        let count = self.store.client_len(&client_id);
+        let recreated = change.emptied && count > 0;
+        (
+          change.order,
+          ClientChange {
+            client_id,
+            count,
+            recreated,
+          },
+        )
+      })
+      .collect();
+    changed.sort_unstable_by_key(|(order, _)| *order);
+    changed.into_iter().map(|(_, change)| change).collect()
+  }
+
+  /// Notes a change of `client_id`'s count, already applied to the store;
+  /// `added` when a session was added rather than removed.
+  fn client_changed(&mut self, client_id: &str, added: bool) {
+    let count = self.store.client_len(client_id);
+    let created = added && count == 1;
+    self.change_order += 1;
+    let order = self.change_order;
+    match self.changed_clients.get_mut(client_id) {
+      Some(change) => {
+        if count == 0 {
+          change.emptied = true;
+        } else if created {
+          change.order = order;
+        }
+      }
+      None => {
+        self.changed_clients.insert(
+          client_id.to_owned(),
+          Change {
+            order,
+            emptied: count == 0,
+          },
+        );
+      }
+    }
   }
 
   /// How many closes are in flight.
