@@ -11,7 +11,9 @@
 //! ticket, so a thenable that calls both of its callbacks cannot settle a
 //! close twice.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use hashbrown::HashMap;
 use std::ptr;
 use std::time::{Duration, Instant};
 
@@ -25,6 +27,9 @@ use nity_registry_core::{CloseOrder, CloseOutcome, Ticket};
 
 /// How long one slice of bulk work may hold the event loop.
 pub const SLICE: Duration = Duration::from_millis(3);
+
+/// Closes started per call into the script, between looks at the clock.
+const BURST: usize = 32;
 
 /// Who is waiting for a close to end. Promises are named by their waiter
 /// slot in the registry's JavaScript state.
@@ -56,11 +61,17 @@ pub struct Closing {
   next_batch: u64,
   free_waiters: Vec<u32>,
   next_waiter: u32,
-  /// Closes not started yet, with where their handle is parked.
-  queue: VecDeque<(Ticket, u32)>,
-  free_parking: Vec<u32>,
-  next_parking: u32,
+  /// Tickets of the closes not started yet, in queue order; the front one's
+  /// handle is at position `queue_head` of the JavaScript queue.
+  queue: VecDeque<Ticket>,
+  queue_head: usize,
+  /// Pumps running right now (a `close()` may start a nested cleanup).
+  pumping: u32,
   pump_scheduled: bool,
+  /// Recent cost of ending a close, in seconds. Closes that settle at once
+  /// end in the same turn of the event loop as their slice, so a slice
+  /// budgets for their endings too.
+  end_cost: f64,
 }
 
 impl Closing {
@@ -68,13 +79,6 @@ impl Closing {
     self.free_waiters.pop().unwrap_or_else(|| {
       self.next_waiter += 1;
       self.next_waiter - 1
-    })
-  }
-
-  fn reserve_parking(&mut self) -> u32 {
-    self.free_parking.pop().unwrap_or_else(|| {
-      self.next_parking += 1;
-      self.next_parking - 1
     })
   }
 
@@ -168,30 +172,39 @@ impl NitySessionRegistry {
   /// Closes what a bulk cleanup removed, as members of `batch`. All handles
   /// leave their slots before any user code runs, because a `close()` that
   /// registers a new session may be handed one of those slots.
-  pub(crate) fn close_later(&self, env: &Env, this: Value, orders: Vec<CloseOrder>, batch: u64) {
-    self.closing.borrow_mut().join(batch, orders.len());
-    let mut unparked = Vec::new();
-    for order in orders {
-      let handle = self
-        .js
-        .take_handle(env, order.slot)
-        .unwrap_or(ptr::null_mut());
-      let parking = self.closing.borrow_mut().reserve_parking();
-      let parked = self.js.park(env, parking, handle).is_ok();
+  /// `since` is when the calling slice of work began; the first burst of
+  /// closes only gets what is left of that slice.
+  pub(crate) fn close_later(
+    &self,
+    env: &Env,
+    this: Value,
+    orders: Vec<CloseOrder>,
+    batch: u64,
+    since: Instant,
+  ) {
+    let slots: Vec<u32> = orders.iter().map(|order| order.slot).collect();
+    let tickets: Vec<f64> = orders.iter().map(|order| order.ticket as f64).collect();
+    {
       let mut closing = self.closing.borrow_mut();
-      closing.primary.insert(order.ticket, Waiter::Batch(batch));
-      if parked {
-        closing.queue.push_back((order.ticket, parking));
-      } else {
-        closing.free_parking.push(parking);
-        unparked.push(order.ticket);
+      closing.join(batch, orders.len());
+      for order in &orders {
+        closing.primary.insert(order.ticket, Waiter::Batch(batch));
       }
     }
-    // Nowhere to keep a handle: its close fails rather than hangs.
-    for ticket in unparked {
-      self.finish_close(env, ticket, CloseOutcome::Failed, None);
+    if self.js.park(env, &slots, &tickets).is_err() {
+      // Nowhere to keep the handles: their closes fail rather than hang.
+      js::clear_pending(env);
+      for order in orders {
+        self.finish_close(env, order.ticket, CloseOutcome::Failed, None);
+      }
+      return;
     }
-    self.pump(env, this);
+    self
+      .closing
+      .borrow_mut()
+      .queue
+      .extend(orders.iter().map(|order| order.ticket));
+    self.pump(env, this, since);
   }
 
   /// No more members join `batch`; settles it if they have all ended.
@@ -208,34 +221,76 @@ impl NitySessionRegistry {
     }
   }
 
-  /// Starts parked closes until the queue is empty or the slice is used up,
-  /// then yields to the event loop and carries on from there.
-  pub(crate) fn pump(&self, env: &Env, this: Value) {
-    let started = Instant::now();
-    let mut count = 0u32;
+  /// Starts queued closes in bursts until the queue is empty or the slice
+  /// that began at `started` is used up, then yields to the event loop and
+  /// carries on from there. A `close()` that queues more closes (a nested
+  /// cleanup) leaves them to the pump already running.
+  pub(crate) fn pump(&self, env: &Env, this: Value, started: Instant) {
+    if self.closing.borrow().pumping > 0 {
+      return;
+    }
+    self.closing.borrow_mut().pumping += 1;
+    let mut count = 0usize;
     loop {
-      let next = self.closing.borrow_mut().queue.pop_front();
-      let Some((ticket, parking)) = next else {
-        return;
+      let endings = count as f64 * self.closing.borrow().end_cost;
+      let left = SLICE.as_secs_f64() - started.elapsed().as_secs_f64() - endings;
+      let (from, burst) = {
+        let closing = self.closing.borrow();
+        (closing.queue_head, closing.queue.len().min(BURST))
       };
-      let handle = self.js.unpark(env, parking).unwrap_or(ptr::null_mut());
-      self.closing.borrow_mut().free_parking.push(parking);
-      self.start(env, this, ticket, handle);
-      count += 1;
-      if count.is_multiple_of(16) && started.elapsed() >= SLICE {
+      if burst == 0 || left <= 0.0 {
         break;
       }
+      let budget = Duration::from_secs_f64(left);
+      match self.js.start_many(env, this, from, burst, budget) {
+        Ok(done) => {
+          let done = done.clamp(1, burst);
+          let mut closing = self.closing.borrow_mut();
+          closing.queue.drain(..done);
+          closing.queue_head += done;
+          count += done;
+        }
+        Err(_) => {
+          js::clear_pending(env);
+          // Whatever did not start fails rather than hangs; closes of the
+          // burst that did start have reported already and are ignored.
+          let tickets: Vec<Ticket> = {
+            let mut closing = self.closing.borrow_mut();
+            closing.queue_head += burst;
+            closing.queue.drain(..burst).collect()
+          };
+          for ticket in tickets {
+            let error = js::error(
+              env,
+              false,
+              "ERR_CLOSE_FAILED",
+              "the close could not be started",
+            )
+            .ok();
+            self.finish_close(env, ticket, CloseOutcome::Failed, error);
+          }
+        }
+      }
     }
-    let more = {
+    let (empty, more) = {
       let mut closing = self.closing.borrow_mut();
+      closing.pumping -= 1;
+      let empty = closing.queue.is_empty() && closing.queue_head > 0;
+      if empty {
+        closing.queue_head = 0;
+      }
       let more = !closing.queue.is_empty() && !closing.pump_scheduled;
       closing.pump_scheduled |= more;
-      more
+      (empty, more)
     };
+    if empty && self.js.empty_queue(env).is_err() {
+      js::clear_pending(env);
+    }
     if more && schedule(env, this, on_pump, 0).is_err() {
       // Without a way to yield, finish the work now rather than never.
+      js::clear_pending(env);
       self.closing.borrow_mut().pump_scheduled = false;
-      self.pump(env, this);
+      self.pump(env, this, Instant::now());
     }
   }
 
@@ -263,6 +318,7 @@ impl NitySessionRegistry {
     outcome: CloseOutcome,
     error: Option<Value>,
   ) {
+    let started = Instant::now();
     let now = self.now();
     let Some(report) = self.core.borrow_mut().settle(ticket, outcome, now) else {
       return;
@@ -300,6 +356,11 @@ impl NitySessionRegistry {
     for slot in bystanders.into_iter().flatten() {
       self.resolve_waiter(env, slot, true, js::undefined(env));
     }
+    // Listener time is excluded from nothing: slow listeners make slices
+    // start fewer closes, which is what keeps the event loop responsive.
+    let took = started.elapsed().as_secs_f64();
+    let mut closing = self.closing.borrow_mut();
+    closing.end_cost = 0.9 * closing.end_cost + 0.1 * took;
   }
 }
 
@@ -341,7 +402,7 @@ unsafe extern "C" fn on_pump(raw_env: sys::napi_env, info: sys::napi_callback_in
     let info = unsafe { js::callback_info(&env, info) }?;
     let registry = unsafe { registry_of(raw_env, info.this) }?;
     registry.closing.borrow_mut().pump_scheduled = false;
-    registry.pump(&env, info.this);
+    registry.pump(&env, info.this, Instant::now());
     Ok(())
   })();
   js::clear_pending(&env);

@@ -443,6 +443,31 @@ pub fn uint32_array(env: &Env, len: usize) -> Result<(Value, *mut u32)> {
   Ok((array, data.cast()))
 }
 
+/// A new `Float64Array` holding `values`.
+pub fn float64_array(env: &Env, values: &[f64]) -> Result<Value> {
+  let mut data: *mut std::ffi::c_void = ptr::null_mut();
+  let mut buffer = ptr::null_mut();
+  check(unsafe {
+    sys::napi_create_arraybuffer(env.raw(), values.len() * 8, &mut data, &mut buffer)
+  })?;
+  if !values.is_empty() {
+    // Fresh memory of exactly this size, not yet seen by any JavaScript.
+    unsafe { ptr::copy_nonoverlapping(values.as_ptr(), data.cast::<f64>(), values.len()) };
+  }
+  let mut array = ptr::null_mut();
+  check(unsafe {
+    sys::napi_create_typedarray(
+      env.raw(),
+      sys::TypedarrayType::float64_array,
+      values.len(),
+      buffer,
+      0,
+      &mut array,
+    )
+  })?;
+  Ok(array)
+}
+
 /// Where a `Uint32Array`'s numbers are and how many, looked up afresh (never
 /// cached: script code could have replaced or detached the buffer since).
 fn uint32_memory(env: &Env, array: Value) -> Result<(*mut u32, usize)> {

@@ -11,6 +11,7 @@
 //! that was dropped without cleanup.
 
 use std::cell::RefCell;
+use std::time::Duration;
 
 use napi::{sys, Env, Error, Result, Status};
 
@@ -45,6 +46,9 @@ pub struct JsState {
   health_fn: WeakRef,
   stats_fn: WeakRef,
   count_fn: WeakRef,
+  park_fn: WeakRef,
+  start_many_fn: WeakRef,
+  empty_queue_fn: WeakRef,
 }
 
 impl JsState {
@@ -94,6 +98,9 @@ impl JsState {
       health_fn: function(c"health")?,
       stats_fn: function(c"stats")?,
       count_fn: function(c"count")?,
+      park_fn: function(c"park")?,
+      start_many_fn: function(c"startMany")?,
+      empty_queue_fn: function(c"emptyQueue")?,
     })
   }
 
@@ -115,6 +122,9 @@ impl JsState {
       self.health_fn,
       self.stats_fn,
       self.count_fn,
+      self.park_fn,
+      self.start_many_fn,
+      self.empty_queue_fn,
     ] {
       reference.delete(env);
     }
@@ -142,14 +152,48 @@ impl JsState {
     take(env, self.handles(env)?, slot)
   }
 
-  /// Parks a handle whose close has not started yet.
-  pub fn park(&self, env: &Env, index: u32, handle: Value) -> Result<()> {
-    js::set_element(env, live(self.queue.get(env)?)?, index, handle)
+  /// Moves the handles in `slots` to the end of the close queue, each with
+  /// its ticket, in one call.
+  pub fn park(&self, env: &Env, slots: &[Slot], tickets: &[f64]) -> Result<()> {
+    let (slot_array, _) = js::uint32_array(env, slots.len())?;
+    js::write_uint32s(env, slot_array, slots)?;
+    let args = [
+      self.handles(env)?,
+      live(self.queue.get(env)?)?,
+      slot_array,
+      js::float64_array(env, tickets)?,
+      js::number(env, slots.len() as f64)?,
+    ];
+    call_script(env, live(self.park_fn.get(env)?)?, &args).map(drop)
   }
 
-  /// Takes a parked handle out.
-  pub fn unpark(&self, env: &Env, index: u32) -> Result<Value> {
-    take(env, live(self.queue.get(env)?)?, index)
+  /// Starts closes queued from position `from` on, at most `count`, until
+  /// `budget` is spent; returns how many it started (at least one). Their
+  /// outcomes arrive at the registry's `settled` callback.
+  pub fn start_many(
+    &self,
+    env: &Env,
+    this: Value,
+    from: usize,
+    count: usize,
+    budget: Duration,
+  ) -> Result<usize> {
+    let args = [
+      live(self.queue.get(env)?)?,
+      js::number(env, from as f64)?,
+      js::number(env, count as f64)?,
+      this,
+      live(self.settled.get(env)?)?,
+      js::number(env, budget.as_secs_f64() * 1000.0)?,
+    ];
+    let started = call_script(env, live(self.start_many_fn.get(env)?)?, &args)?;
+    Ok(js::to_f64(env, started)? as usize)
+  }
+
+  /// Empties the close queue once every queued close has started.
+  pub fn empty_queue(&self, env: &Env) -> Result<()> {
+    let args = [live(self.queue.get(env)?)?];
+    call_script(env, live(self.empty_queue_fn.get(env)?)?, &args).map(drop)
   }
 
   /// A new pending promise whose settle functions are kept in waiter slot `waiter`.
@@ -197,19 +241,22 @@ impl JsState {
     call_script(env, live(self.pick_fn.get(env)?)?, &args)
   }
 
-  /// Health codes of the sessions in `slots`, one per slot (see `script.rs`).
-  /// Runs each session's `getHealth()`, which may call back into the
-  /// registry; so it uses a buffer of its own, not the shared scratch.
-  pub fn health(&self, env: &Env, slots: &[Slot]) -> Result<Vec<u32>> {
+  /// Health codes of the sessions in `slots`, one per slot asked (see
+  /// `script.rs`); stops early once `budget` is spent. Runs each session's
+  /// `getHealth()`, which may call back into the registry, so it uses a
+  /// buffer of its own, not the shared scratch.
+  pub fn health(&self, env: &Env, slots: &[Slot], budget: Duration) -> Result<Vec<u32>> {
     let (buffer, _) = js::uint32_array(env, slots.len())?;
     js::write_uint32s(env, buffer, slots)?;
     let args = [
       self.handles(env)?,
       buffer,
       js::number(env, slots.len() as f64)?,
+      js::number(env, budget.as_secs_f64() * 1000.0)?,
     ];
-    call_script(env, live(self.health_fn.get(env)?)?, &args)?;
-    js::read_uint32s(env, buffer, slots.len())
+    let asked = call_script(env, live(self.health_fn.get(env)?)?, &args)?;
+    let asked = (js::to_f64(env, asked)? as usize).min(slots.len());
+    js::read_uint32s(env, buffer, asked)
   }
 
   /// Brings the per-client counts mirror up to date. Its keys stay in order

@@ -178,6 +178,7 @@ impl NitySessionRegistry {
     this: This,
     client_id: Unknown,
   ) -> Result<Unknown<'env>> {
+    let started = Instant::now();
     let client_id = client_id.raw();
     let now = self.now();
     let Some(orders) = js::try_with_str(env, client_id, |id| {
@@ -191,7 +192,7 @@ impl NitySessionRegistry {
       return unknown(env, js::resolved(env, js::number(env, 0.0)?)?);
     }
     let (batch, promise) = self.new_batch(env, false)?;
-    self.close_later(env, this.object.raw(), orders, batch);
+    self.close_later(env, this.object.raw(), orders, batch, started);
     unknown(env, promise)
   }
 

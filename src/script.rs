@@ -10,29 +10,24 @@
 //! - `start`: calls `close()` as a method and follows what it returns,
 //!   reporting the outcome through the registry's native `settled` function.
 //!   One call instead of a dozen N-API calls and two bound functions a close.
+//! - `park` / `startMany` / `emptyQueue`: bulk cleanups move their handles
+//!   into a queue in one call and start them in bursts that stop when their
+//!   time budget is spent, however slow each `close()` is.
 //! - `pick`: the handles of a list of slots, as a new array.
 //! - `health`: reads each session's `getHealth()` into a number the core
-//!   decodes (see `decode_health` in `stale_scan.rs`).
+//!   decodes (see `decode_health` in `stale_scan.rs`), until its time budget
+//!   is spent.
 //! - `counts` / `count` / `stats`: the mirror of sessions per client (a `Map`
 //!   in order of client arrival) and the stats snapshot built from it, where
 //!   every client id, `__proto__` included, is an ordinary key.
 
-/// Evaluates to an object of functions; they close over nothing.
-pub const SOURCE: &str = r#"'use strict';
-({
-  deferred(waiters, i) {
-    return new Promise((resolve, reject) => {
-      waiters[2 * i] = resolve;
-      waiters[2 * i + 1] = reject;
-    });
-  },
-  settle(waiters, i, fulfilled, value) {
-    const settle = waiters[2 * i + (fulfilled ? 0 : 1)];
-    waiters[2 * i] = undefined;
-    waiters[2 * i + 1] = undefined;
-    settle(value);
-  },
-  start(handle, ticket, registry, settled) {
+/// Evaluates to an object of functions; they close over nothing but each other.
+pub const SOURCE: &str = r#"(() => {
+  'use strict';
+
+  const now = typeof performance === 'object' && performance !== null ? () => performance.now() : Date.now;
+
+  function start(handle, ticket, registry, settled) {
     let result;
     try {
       const close = handle.close;
@@ -58,52 +53,97 @@ pub const SOURCE: &str = r#"'use strict';
       return;
     }
     settled.call(registry, ticket, true, undefined);
-  },
-  pick(handles, slots, count) {
-    const picked = new Array(count);
-    for (let i = 0; i < count; i++) picked[i] = handles[slots[i]];
-    return picked;
-  },
-  health(handles, slots, count) {
-    for (let i = 0; i < count; i++) {
-      let code = 1;
-      try {
-        const handle = handles[slots[i]];
-        if (handle !== null && typeof handle === 'object') {
-          const getHealth = handle.getHealth;
-          if (typeof getHealth !== 'function') {
-            code = 0;
-          } else {
-            const health = getHealth.call(handle);
-            if (health !== null && typeof health === 'object') {
-              const state = health.state;
-              const kind = state === 'idle' ? 0 : state === 'active' ? 1 : state === 'completed' ? 2 : state === 'error' ? 3 : 4;
-              code = 2 + (health.isTimedOut === true ? 1 : 0) + 2 * kind;
+  }
+
+  return {
+    deferred(waiters, i) {
+      return new Promise((resolve, reject) => {
+        waiters[2 * i] = resolve;
+        waiters[2 * i + 1] = reject;
+      });
+    },
+    settle(waiters, i, fulfilled, value) {
+      const settle = waiters[2 * i + (fulfilled ? 0 : 1)];
+      waiters[2 * i] = undefined;
+      waiters[2 * i + 1] = undefined;
+      settle(value);
+    },
+    start,
+    park(handles, queue, slots, tickets, count) {
+      for (let i = 0; i < count; i++) {
+        const slot = slots[i];
+        queue.push(handles[slot], tickets[i]);
+        handles[slot] = undefined;
+      }
+    },
+    startMany(queue, from, count, registry, settled, budget) {
+      const deadline = now() + budget;
+      let i = 0;
+      while (i < count) {
+        const at = from + i;
+        const handle = queue[2 * at];
+        const ticket = queue[2 * at + 1];
+        queue[2 * at] = undefined;
+        queue[2 * at + 1] = undefined;
+        i += 1;
+        start(handle, ticket, registry, settled);
+        if (now() >= deadline) break;
+      }
+      return i;
+    },
+    emptyQueue(queue) {
+      queue.length = 0;
+    },
+    pick(handles, slots, count) {
+      const picked = new Array(count);
+      for (let i = 0; i < count; i++) picked[i] = handles[slots[i]];
+      return picked;
+    },
+    health(handles, slots, count, budget) {
+      const deadline = now() + budget;
+      let i = 0;
+      for (; i < count; i++) {
+        if (i % 8 === 0 && i > 0 && now() >= deadline) break;
+        let code = 1;
+        try {
+          const handle = handles[slots[i]];
+          if (handle !== null && typeof handle === 'object') {
+            const getHealth = handle.getHealth;
+            if (typeof getHealth !== 'function') {
+              code = 0;
+            } else {
+              const health = getHealth.call(handle);
+              if (health !== null && typeof health === 'object') {
+                const state = health.state;
+                const kind = state === 'idle' ? 0 : state === 'active' ? 1 : state === 'completed' ? 2 : state === 'error' ? 3 : 4;
+                code = 2 + (health.isTimedOut === true ? 1 : 0) + 2 * kind;
+              }
             }
           }
+        } catch {
+          code = 1;
         }
-      } catch {
-        code = 1;
+        slots[i] = code;
       }
-      slots[i] = code;
-    }
-  },
-  counts() {
-    return new Map();
-  },
-  count(counts, client, count, recreated) {
-    if (count === 0 || recreated) counts.delete(client);
-    if (count > 0) counts.set(client, count);
-  },
-  stats(totalSessions, activeClients, counts) {
-    const sessionsByClient = {};
-    for (const [client, count] of counts) {
-      if (client === '__proto__') {
-        Object.defineProperty(sessionsByClient, client, { value: count, writable: true, enumerable: true, configurable: true });
-      } else {
-        sessionsByClient[client] = count;
+      return i;
+    },
+    counts() {
+      return new Map();
+    },
+    count(counts, client, count, recreated) {
+      if (count === 0 || recreated) counts.delete(client);
+      if (count > 0) counts.set(client, count);
+    },
+    stats(totalSessions, activeClients, counts) {
+      const sessionsByClient = {};
+      for (const [client, count] of counts) {
+        if (client === '__proto__') {
+          Object.defineProperty(sessionsByClient, client, { value: count, writable: true, enumerable: true, configurable: true });
+        } else {
+          sessionsByClient[client] = count;
+        }
       }
-    }
-    return { totalSessions, activeClients, sessionsByClient };
-  },
-})"#;
+      return { totalSessions, activeClients, sessionsByClient };
+    },
+  };
+})()"#;

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::ptr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use napi::{sys, Env, Result};
 
@@ -19,7 +19,7 @@ use crate::registry::NitySessionRegistry;
 use nity_registry_core::{CloseReason, HealthReading, HealthState, Slot};
 
 /// Sessions asked per chunk at first; adapted to the measured cost.
-const FIRST_CHUNK: usize = 256;
+const FIRST_CHUNK: usize = 64;
 const MAX_CHUNK: usize = 16_384;
 
 struct Scan {
@@ -87,22 +87,28 @@ impl NitySessionRegistry {
   fn continue_scan(&self, env: &Env, this: Value, id: u64) {
     let started = Instant::now();
     loop {
-      let Some((slots, seqs, batch)) = self.next_chunk(id) else {
+      let Some(chunk) = self.next_chunk(id) else {
         return;
       };
       let chunk_started = Instant::now();
+      let budget = SLICE.saturating_sub(started.elapsed());
       // A failure to ask at all (not a getHealth that throws) leaves these
       // sessions alone rather than closing healthy ones.
-      let codes = self.js.health(env, &slots).unwrap_or_else(|_| {
-        js::clear_pending(env);
-        vec![0; slots.len()]
-      });
+      let codes = self
+        .js
+        .health(env, &chunk.slots, budget)
+        .unwrap_or_else(|_| {
+          js::clear_pending(env);
+          vec![0; chunk.slots.len()]
+        });
+      let asked = codes.len();
       let now = self.now();
       let orders: Vec<_> = {
         let mut core = self.core.borrow_mut();
-        slots
+        chunk
+          .slots
           .iter()
-          .zip(&seqs)
+          .zip(&chunk.seqs)
           .zip(codes)
           .filter(|(_, code)| decode_health(*code).is_stale())
           .filter_map(|((&slot, &seq), _)| {
@@ -111,12 +117,12 @@ impl NitySessionRegistry {
           .collect()
       };
       if !orders.is_empty() {
-        self.close_later(env, this, orders, batch);
+        self.close_later(env, this, orders, chunk.batch, started);
       }
-      let finished = self.adapt_chunk(id, slots.len(), chunk_started.elapsed());
+      let finished = self.advance(id, &chunk, asked, chunk_started.elapsed());
       if finished {
         self.scans.borrow_mut().scans.remove(&id);
-        self.seal_batch(env, batch);
+        self.seal_batch(env, chunk.batch);
         return;
       }
       if started.elapsed() >= SLICE {
@@ -129,28 +135,38 @@ impl NitySessionRegistry {
     }
   }
 
-  /// The next chunk of registrations still current, as slots and seqs.
-  fn next_chunk(&self, id: u64) -> Option<(Vec<Slot>, Vec<u64>, u64)> {
-    let mut scans = self.scans.borrow_mut();
-    let scan = scans.scans.get_mut(&id)?;
+  /// The next chunk of registrations still current.
+  fn next_chunk(&self, id: u64) -> Option<Chunk> {
+    let scans = self.scans.borrow();
+    let scan = scans.scans.get(&id)?;
     let core = self.core.borrow();
     let end = (scan.position + scan.chunk).min(scan.registrations.len());
-    let (slots, seqs) = scan.registrations[scan.position..end]
-      .iter()
-      .filter(|&&(slot, seq)| core.is_registered(slot, seq))
-      .copied()
-      .unzip();
-    scan.position = end;
-    Some((slots, seqs, scan.batch))
+    let mut chunk = Chunk {
+      slots: Vec::new(),
+      seqs: Vec::new(),
+      positions: Vec::new(),
+      end,
+      batch: scan.batch,
+    };
+    for (position, &(slot, seq)) in scan.registrations[scan.position..end].iter().enumerate() {
+      if core.is_registered(slot, seq) {
+        chunk.slots.push(slot);
+        chunk.seqs.push(seq);
+        chunk.positions.push(scan.position + position);
+      }
+    }
+    Some(chunk)
   }
 
-  /// Sizes the next chunk to fill about a slice; reports whether the scan
-  /// has seen every registration.
-  fn adapt_chunk(&self, id: u64, asked: usize, took: std::time::Duration) -> bool {
+  /// Moves past what was asked (a chunk cut short by its time budget resumes
+  /// where it stopped) and sizes the next chunk to fill about half a slice.
+  /// Reports whether the scan has seen every registration.
+  fn advance(&self, id: u64, chunk: &Chunk, asked: usize, took: Duration) -> bool {
     let mut scans = self.scans.borrow_mut();
     let Some(scan) = scans.scans.get_mut(&id) else {
       return true;
     };
+    scan.position = chunk.positions.get(asked).copied().unwrap_or(chunk.end);
     if asked > 0 {
       let per_session = took.as_secs_f64() / asked as f64;
       let fits = (SLICE.as_secs_f64() / 2.0 / per_session.max(1e-9)) as usize;
@@ -158,6 +174,15 @@ impl NitySessionRegistry {
     }
     scan.position >= scan.registrations.len()
   }
+}
+
+/// Registrations to ask about in one call, and where in the snapshot they are.
+struct Chunk {
+  slots: Vec<Slot>,
+  seqs: Vec<u64>,
+  positions: Vec<usize>,
+  end: usize,
+  batch: u64,
 }
 
 /// The next slice of a stale scan; the tag is the scan's id.

@@ -4,7 +4,10 @@
 //! the caller's close code runs, so racing calls can never close it twice.
 //! The tracker remembers the close until the caller reports how it ended.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::rc::Rc;
+
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 
 use crate::store::RemovedSession;
 use crate::Slot;
@@ -47,19 +50,17 @@ pub type Ticket = u64;
 /// A close the caller must now carry out: take the handle kept in `slot`
 /// (the slot is already free for reuse) and close it, then report the
 /// outcome with the ticket.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CloseOrder {
   pub ticket: Ticket,
   pub slot: Slot,
-  pub session_id: String,
-  pub client_id: String,
 }
 
 /// What a finished close looked like, for close hooks and metrics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CloseReport {
   pub session_id: String,
-  pub client_id: String,
+  pub client_id: Rc<str>,
   pub reason: CloseReason,
   pub outcome: CloseOutcome,
   /// From the start of the close to its end, in the caller's clock.
@@ -69,16 +70,19 @@ pub struct CloseReport {
 
 struct Pending {
   session_id: String,
-  client_id: String,
+  client_id: Rc<str>,
   reason: CloseReason,
   started_at: f64,
   registered_at: f64,
 }
 
+/// The closes in flight, by ticket, with an index by session id for
+/// "is this id still closing?" that stores no second copy of the id.
 #[derive(Default)]
 pub(crate) struct CloseTracker {
   pending: HashMap<Ticket, Pending>,
-  by_session: HashMap<String, Vec<Ticket>>,
+  by_session: HashTable<Ticket>,
+  hasher: DefaultHashBuilder,
   next_ticket: Ticket,
 }
 
@@ -91,17 +95,8 @@ impl CloseTracker {
   ) -> CloseOrder {
     self.next_ticket += 1;
     let ticket = self.next_ticket;
-    self
-      .by_session
-      .entry(removed.session_id.clone())
-      .or_default()
-      .push(ticket);
-    let order = CloseOrder {
-      ticket,
-      slot: removed.slot,
-      session_id: removed.session_id.clone(),
-      client_id: removed.client_id.clone(),
-    };
+    let hash = self.hasher.hash_one(removed.session_id.as_str());
+    let slot = removed.slot;
     self.pending.insert(
       ticket,
       Pending {
@@ -112,7 +107,12 @@ impl CloseTracker {
         registered_at: removed.registered_at,
       },
     );
-    order
+    let pending = &self.pending;
+    let hasher = &self.hasher;
+    self.by_session.insert_unique(hash, ticket, |t| {
+      hasher.hash_one(pending[t].session_id.as_str())
+    });
+    CloseOrder { ticket, slot }
   }
 
   /// Ends a close. Only the first report of a ticket counts.
@@ -122,13 +122,13 @@ impl CloseTracker {
     outcome: CloseOutcome,
     now: f64,
   ) -> Option<CloseReport> {
-    let pending = self.pending.remove(&ticket)?;
-    if let Some(tickets) = self.by_session.get_mut(&pending.session_id) {
-      tickets.retain(|&t| t != ticket);
-      if tickets.is_empty() {
-        self.by_session.remove(&pending.session_id);
-      }
+    let hash = self
+      .hasher
+      .hash_one(self.pending.get(&ticket)?.session_id.as_str());
+    if let Ok(entry) = self.by_session.find_entry(hash, |&t| t == ticket) {
+      entry.remove();
     }
+    let pending = self.pending.remove(&ticket)?;
     Some(CloseReport {
       session_id: pending.session_id,
       client_id: pending.client_id,
@@ -141,7 +141,21 @@ impl CloseTracker {
 
   /// The most recent close in flight for a session id.
   pub(crate) fn in_flight(&self, session_id: &str) -> Option<Ticket> {
-    self.by_session.get(session_id)?.last().copied()
+    let hash = self.hasher.hash_one(session_id);
+    self
+      .by_session
+      .iter_hash(hash)
+      .copied()
+      .filter(|t| self.pending[t].session_id == session_id)
+      .max()
+  }
+
+  /// The session and client of a close in flight.
+  pub(crate) fn session_of(&self, ticket: Ticket) -> Option<(&str, &str)> {
+    self
+      .pending
+      .get(&ticket)
+      .map(|p| (p.session_id.as_str(), &*p.client_id))
   }
 
   pub(crate) fn is_pending(&self, ticket: Ticket) -> bool {

@@ -9,6 +9,7 @@
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 use std::hash::BuildHasher;
+use std::rc::Rc;
 
 use crate::store::{RemovedSession, SessionStore, SessionView};
 use crate::{Error, Slot};
@@ -157,16 +158,16 @@ impl MemoryStore {
       self.clients[client as usize].tail = prev;
     }
     self.clients[client as usize].len -= 1;
-    let client_id = if self.clients[client as usize].len == 0 {
-      self.release_client(client).into_string()
+    let client_id: Rc<str> = if self.clients[client as usize].len == 0 {
+      self.release_client(client).into()
     } else {
-      self.clients[client as usize].id.to_string()
+      (&*self.clients[client as usize].id).into()
     };
     self.unlink_session(slot, client_id)
   }
 
   /// Frees a session entry that is no longer in any client list.
-  fn unlink_session(&mut self, slot: u32, client_id: String) -> RemovedSession {
+  fn unlink_session(&mut self, slot: u32, client_id: Rc<str>) -> RemovedSession {
     let hash = self.hash(&self.sessions[slot as usize].id);
     if let Ok(found) = self.session_index.find_entry(hash, |&i| i == slot) {
       found.remove();
@@ -296,10 +297,11 @@ impl SessionStore for MemoryStore {
       return Vec::new();
     };
     let mut removed = Vec::with_capacity(self.clients[client as usize].len as usize);
+    let shared: Rc<str> = client_id.into();
     let mut slot = self.clients[client as usize].head;
     while slot != NIL {
       let next = self.sessions[slot as usize].next;
-      removed.push(self.unlink_session(slot, client_id.to_owned()));
+      removed.push(self.unlink_session(slot, shared.clone()));
       slot = next;
     }
     self.release_client(client);
@@ -377,7 +379,7 @@ mod tests {
     let (first, _) = store.insert("c1", "a", 0.0).unwrap();
     assert_eq!(store.client_count(), 1);
     let removed = store.remove("a").unwrap();
-    assert_eq!(removed.client_id, "c1");
+    assert_eq!(&*removed.client_id, "c1");
     assert_eq!(store.client_count(), 0);
     assert_eq!(store.client_len("c1"), 0);
     let (again, _) = store.insert("c2", "b", 0.0).unwrap();

@@ -158,6 +158,11 @@ impl<S: SessionStore> Registry<S> {
     self.closes.settle(ticket, outcome, now)
   }
 
+  /// The session and client ids of a close in flight.
+  pub fn closing_session(&self, ticket: Ticket) -> Option<(&str, &str)> {
+    self.closes.session_of(ticket)
+  }
+
   /// Whether a close is still waiting for its report.
   pub fn is_closing(&self, ticket: Ticket) -> bool {
     self.closes.is_pending(ticket)
@@ -248,6 +253,7 @@ mod tests {
       .settle(order.ticket, CloseOutcome::Failed, 5.0)
       .unwrap();
     assert_eq!(report.reason, CloseReason::Unregister);
+    assert_eq!(&*report.client_id, "c");
     assert_eq!(report.duration_ms, 4.0);
     assert_eq!(
       registry.settle(order.ticket, CloseOutcome::Closed, 6.0),

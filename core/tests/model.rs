@@ -164,8 +164,9 @@ proptest! {
               let i = model.position(session).expect("was registered");
               let (_, client, slot) = model.live.remove(i);
               model.left(&client);
-              prop_assert_eq!(&order.session_id, session);
-              prop_assert_eq!(order.client_id, client);
+              let (closing_session, closing_client) = registry.closing_session(order.ticket).unwrap();
+              prop_assert_eq!(closing_session, session);
+              prop_assert_eq!(closing_client, client.as_str());
               prop_assert_eq!(order.slot, slot);
               prop_assert!(closed_tickets.insert(order.ticket));
               model.closing.insert(order.ticket, session.to_owned());
@@ -184,13 +185,17 @@ proptest! {
           let client = CLIENTS[c];
           let orders = registry.cleanup_client(client, now);
           let expected = model.client_sessions(client);
-          let got: Vec<String> = orders.iter().map(|o| o.session_id.clone()).collect();
+          let got: Vec<String> = orders
+            .iter()
+            .map(|o| registry.closing_session(o.ticket).unwrap().0.to_owned())
+            .collect();
           prop_assert_eq!(got, expected);
           model.live.retain(|(_, owner, _)| owner != client);
           model.left(client);
           for order in orders {
             prop_assert!(closed_tickets.insert(order.ticket));
-            model.closing.insert(order.ticket, order.session_id);
+            let session = registry.closing_session(order.ticket).unwrap().0.to_owned();
+            model.closing.insert(order.ticket, session);
           }
         }
         Op::StaleClose(n) => {
@@ -207,7 +212,8 @@ proptest! {
             let (_, client, _) = model.live.remove(i);
             model.left(&client);
             prop_assert!(closed_tickets.insert(order.ticket));
-            model.closing.insert(order.ticket, order.session_id);
+            let session = registry.closing_session(order.ticket).unwrap().0.to_owned();
+            model.closing.insert(order.ticket, session);
           }
         }
         Op::Settle(n, ok) => {
