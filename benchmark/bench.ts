@@ -60,8 +60,9 @@ const BATCH = 1_000
 const QUICK = process.argv.includes('--quick')
 const TIME_MS = QUICK ? 100 : 400
 
+/** Flat strings (join builds them flat), like ids that arrive off the wire. */
 function sessionId(i: number): string {
-  return `session-${i.toString(36)}-${(i * 2654435761) % 1e9}`
+  return ['session', i.toString(36), String((i * 2654435761) % 1e9)].join('-')
 }
 function clientId(i: number): string {
   return `client-${i}`
@@ -112,6 +113,29 @@ async function measure(
   }
   const row: Row = { op, size, ns }
   if (floor) row.floor = await time(`${op} floor`, floor, calls)
+  rows.push(row)
+  console.log(format(row))
+}
+
+/** Like `measure`, with untimed work before and after each sample. */
+async function measureWith(
+  op: string,
+  size: string,
+  prepare: (registry: Registry) => { run: () => void; before?: () => void; after?: () => void },
+  floor: () => void,
+): Promise<void> {
+  const ns = {} as Record<Impl, number>
+  for (const impl of Object.keys(IMPLS) as Impl[]) {
+    const { run, before, after } = prepare(IMPLS[impl]())
+    const bench = new Bench({ time: TIME_MS, warmupIterations: 20, throws: true })
+    bench.add(`${op} ${size} ${impl}`, run, { beforeEach: before, afterEach: after })
+    await bench.run()
+    const result = bench.tasks[0]!.result
+    if (result.state !== 'completed') throw new Error(`${op}: ${result.state}`)
+    ns[impl] = (result.latency.p50 * 1e6) / BATCH
+    await settle()
+  }
+  const row: Row = { op, size, ns, floor: await time(`${op} floor`, floor) }
   rows.push(row)
   console.log(format(row))
 }
@@ -174,23 +198,37 @@ async function singleSessionCalls(size: number): Promise<void> {
       return registry
     }
     if (perClient === 1) {
-      const extra = Array.from({ length: 4096 }, (_, i) => new BenchSession(`extra-${i}`))
-      await measure(
-        'register + unregister',
+      const extra = Array.from({ length: BATCH }, (_, i) => new BenchSession(`extra-${i}`))
+      await measureWith(
+        'register',
         label,
         (r) => {
           const registry = fresh(r)
-          return batch((i) => {
-            const s = extra[i & 4095]!
-            registry.register('extra-client', s)
-            void registry.unregister(s.id)
-          })
+          return {
+            run: () => {
+              for (const s of extra) registry.register('extra-client', s)
+            },
+            // Untimed: take them out again; removal itself is synchronous.
+            after: () => void registry.cleanupClient('extra-client'),
+          }
         },
-        batch((i) => {
-          const s = extra[i & 4095]!
-          floor.stringObject('extra-client', s)
-          floor.string(s.id)
-        }),
+        batch((i) => floor.stringObject('extra-client', extra[i % BATCH]!)),
+      )
+      await measureWith(
+        'unregister',
+        label,
+        (r) => {
+          const registry = fresh(r)
+          return {
+            before: () => {
+              for (const s of extra) registry.register('extra-client', s)
+            },
+            run: () => {
+              for (const s of extra) void registry.unregister(s.id)
+            },
+          }
+        },
+        batch((i) => floor.string(extra[i % BATCH]!.id)),
       )
       await measure(
         'getSession hit',

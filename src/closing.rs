@@ -147,18 +147,33 @@ impl NitySessionRegistry {
     js::clear_pending(env);
   }
 
-  /// Starts one close now, for `unregister`.
-  pub(crate) fn close_now(&self, env: &Env, this: Value, order: CloseOrder, waiter: u32) {
-    let handle = self
+  /// Starts one close now, for `unregister`, and returns its promise.
+  pub(crate) fn close_now(&self, env: &Env, this: Value, order: CloseOrder) -> Result<Value> {
+    let waiter = {
+      let mut closing = self.closing.borrow_mut();
+      let waiter = closing.reserve_waiter();
+      closing.primary.insert(order.ticket, Waiter::Caller(waiter));
+      waiter
+    };
+    match self
       .js
-      .take_handle(env, order.slot)
-      .unwrap_or(ptr::null_mut());
-    self
-      .closing
-      .borrow_mut()
-      .primary
-      .insert(order.ticket, Waiter::Caller(waiter));
-    self.start(env, this, order.ticket, handle);
+      .close_one(env, this, order.slot, waiter, order.ticket)
+    {
+      Ok(promise) => Ok(promise),
+      Err(e) => {
+        // The session is out of the registry; its close is lost with the
+        // error, which the caller sees.
+        let mut closing = self.closing.borrow_mut();
+        closing.primary.remove(&order.ticket);
+        closing.free_waiters.push(waiter);
+        drop(closing);
+        self
+          .core
+          .borrow_mut()
+          .settle(order.ticket, CloseOutcome::Failed, self.now());
+        Err(e)
+      }
+    }
   }
 
   /// A promise for a bulk cleanup, settled once all its members have ended.
@@ -291,20 +306,6 @@ impl NitySessionRegistry {
       js::clear_pending(env);
       self.closing.borrow_mut().pump_scheduled = false;
       self.pump(env, this, Instant::now());
-    }
-  }
-
-  fn start(&self, env: &Env, this: Value, ticket: Ticket, handle: Value) {
-    if self.js.start_close(env, this, ticket, handle).is_err() {
-      js::clear_pending(env);
-      let error = js::error(
-        env,
-        false,
-        "ERR_CLOSE_FAILED",
-        "the close could not be started",
-      )
-      .ok();
-      self.finish_close(env, ticket, CloseOutcome::Failed, error);
     }
   }
 

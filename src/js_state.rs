@@ -41,7 +41,6 @@ pub struct JsState {
   scratch: RefCell<(WeakRef, usize)>,
   deferred_fn: WeakRef,
   settle_fn: WeakRef,
-  start_fn: WeakRef,
   pick_fn: WeakRef,
   health_fn: WeakRef,
   stats_fn: WeakRef,
@@ -49,6 +48,7 @@ pub struct JsState {
   park_fn: WeakRef,
   start_many_fn: WeakRef,
   empty_queue_fn: WeakRef,
+  close_one_fn: WeakRef,
 }
 
 impl JsState {
@@ -93,7 +93,6 @@ impl JsState {
       scratch: RefCell::new((part(SCRATCH)?, scratch_len)),
       deferred_fn: function(c"deferred")?,
       settle_fn: function(c"settle")?,
-      start_fn: function(c"start")?,
       pick_fn: function(c"pick")?,
       health_fn: function(c"health")?,
       stats_fn: function(c"stats")?,
@@ -101,6 +100,7 @@ impl JsState {
       park_fn: function(c"park")?,
       start_many_fn: function(c"startMany")?,
       empty_queue_fn: function(c"emptyQueue")?,
+      close_one_fn: function(c"closeOne")?,
     })
   }
 
@@ -117,7 +117,6 @@ impl JsState {
       self.scratch.into_inner().0,
       self.deferred_fn,
       self.settle_fn,
-      self.start_fn,
       self.pick_fn,
       self.health_fn,
       self.stats_fn,
@@ -125,6 +124,7 @@ impl JsState {
       self.park_fn,
       self.start_many_fn,
       self.empty_queue_fn,
+      self.close_one_fn,
     ] {
       reference.delete(env);
     }
@@ -145,11 +145,6 @@ impl JsState {
 
   pub fn put_handle(&self, env: &Env, slot: Slot, handle: Value) -> Result<()> {
     js::set_element(env, self.handles(env)?, slot, handle)
-  }
-
-  /// Takes the handle out of `slot`, so the registry no longer keeps it alive.
-  pub fn take_handle(&self, env: &Env, slot: Slot) -> Result<Value> {
-    take(env, self.handles(env)?, slot)
   }
 
   /// Moves the handles in `slots` to the end of the close queue, each with
@@ -216,17 +211,26 @@ impl JsState {
     call_script(env, live(self.settle_fn.get(env)?)?, &args).map(drop)
   }
 
-  /// Calls `handle.close()` through the script's `start`; the outcome
-  /// arrives at the registry's `settled` callback, possibly before this
-  /// returns. Never throws for JavaScript reasons.
-  pub fn start_close(&self, env: &Env, this: Value, ticket: u64, handle: Value) -> Result<()> {
+  /// Takes the handle out of `slot`, makes a promise kept in waiter slot
+  /// `waiter`, and starts the close, in one call; returns the promise.
+  pub fn close_one(
+    &self,
+    env: &Env,
+    this: Value,
+    slot: Slot,
+    waiter: u32,
+    ticket: u64,
+  ) -> Result<Value> {
     let args = [
-      handle,
+      self.handles(env)?,
+      js::number(env, f64::from(slot))?,
+      live(self.waiters.get(env)?)?,
+      js::number(env, f64::from(waiter))?,
       js::number(env, ticket as f64)?,
       this,
       live(self.settled.get(env)?)?,
     ];
-    call_script(env, live(self.start_fn.get(env)?)?, &args).map(drop)
+    call_script(env, live(self.close_one_fn.get(env)?)?, &args)
   }
 
   /// The handles in `slots`, as a new array.
@@ -303,12 +307,6 @@ impl JsState {
     old.0.delete(env);
     Ok(array)
   }
-}
-
-fn take(env: &Env, array: Value, index: u32) -> Result<Value> {
-  let value = js::get_element(env, array, index)?;
-  js::set_element(env, array, index, js::undefined(env)?)?;
-  Ok(value)
 }
 
 /// Calls one of the script's functions, which never throw for valid arguments.

@@ -159,11 +159,7 @@ impl NitySessionRegistry {
         self.closing.borrow_mut().bystander(ticket, waiter);
         promise
       }
-      Unregister::Close(order) => {
-        let (waiter, promise) = self.new_promise(env)?;
-        self.close_now(env, this.object.raw(), order, waiter);
-        promise
-      }
+      Unregister::Close(order) => self.close_now(env, this.object.raw(), order)?,
     };
     unknown(env, promise)
   }

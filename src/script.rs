@@ -7,6 +7,8 @@
 //!   in a JavaScript array on the registry, not in N-API deferreds. A
 //!   deferred is a garbage-collection root until settled, so a close that
 //!   never settles would pin its promise, and whatever awaits it, forever.
+//! - `closeOne`: `unregister`'s whole close in one call: takes the handle out
+//!   of its slot, makes the promise, starts the close.
 //! - `start`: calls `close()` as a method and follows what it returns,
 //!   reporting the outcome through the registry's native `settled` function.
 //!   One call instead of a dozen N-API calls and two bound functions a close.
@@ -68,7 +70,16 @@ pub const SOURCE: &str = r#"(() => {
       waiters[2 * i + 1] = undefined;
       settle(value);
     },
-    start,
+    closeOne(handles, slot, waiters, i, ticket, registry, settled) {
+      const handle = handles[slot];
+      handles[slot] = undefined;
+      const promise = new Promise((resolve, reject) => {
+        waiters[2 * i] = resolve;
+        waiters[2 * i + 1] = reject;
+      });
+      start(handle, ticket, registry, settled);
+      return promise;
+    },
     park(handles, queue, slots, tickets, count) {
       for (let i = 0; i < count; i++) {
         const slot = slots[i];
