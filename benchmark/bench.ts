@@ -352,10 +352,15 @@ function memory(): Record<Impl, Memory> {
     result[impl] = JSON.parse(output.trim().split('\n').pop()!) as Memory
   }
   const line = (what: keyof Memory) =>
-    `  ${what.padEnd(9)} native ${result.native[what].toFixed(0).padStart(5)} B   map ${result.map[what].toFixed(0).padStart(5)} B   ratio ${(result.native[what] / result.map[what]).toFixed(2)}`
+    `  ${what.padEnd(9)} native ${result.native[what].toFixed(0).padStart(5)} B   map ${result.map[what].toFixed(0).padStart(5)} B   ratio ${memoryRatio(result, what)}`
   console.log('\nmemory per registered session at 100k (after GC, deltas):')
   for (const what of ['heapUsed', 'external', 'rss'] as const) console.log(line(what))
   return result
+}
+
+/** native ÷ plain JS, or a dash when the plain-JS figure is under a byte. */
+function memoryRatio(result: Record<Impl, Memory>, what: keyof Memory): string {
+  return Math.abs(result.map[what]) < 1 ? '—' : `${(result.native[what] / result.map[what]).toFixed(2)}×`
 }
 
 /** The longest event-loop stall while a bulk call runs. */
@@ -475,7 +480,7 @@ are allocated before the baseline.
 
 | | native | plain JS | native ÷ plain JS |
 | --- | ---: | ---: | ---: |
-${(['heapUsed', 'external', 'rss'] as const).map((k) => `| ${k} | ${mem.native[k].toFixed(0)} B | ${mem.map[k].toFixed(0)} B | ${(mem.native[k] / mem.map[k]).toFixed(2)}× |`).join('\n')}
+${(['heapUsed', 'external', 'rss'] as const).map((k) => `| ${k} | ${mem.native[k].toFixed(0)} B | ${mem.map[k].toFixed(0)} B | ${memoryRatio(mem, k)} |`).join('\n')}
 
 ## Longest event-loop stall
 
