@@ -43,24 +43,132 @@ export interface NitySessionRegistryStats {
   sessionsByClient: Record<string, number>
 }
 
-/** Which call closed a session. */
-export type NitySessionCloseReason = 'unregister' | 'cleanupClient' | 'cleanupStale'
+/**
+ * Why a session was closed: the call that closed it (`'unregister'`,
+ * `'cleanupClient'`, `'cleanupStale'` — also the automatic stale cleanup),
+ * `'idle'` (idle past `idleTimeoutMs` and not running), `'evicted'` (to make
+ * room in a full registry) or `'shutdown'` (`closeAll()` / `dispose()`).
+ */
+export type NitySessionCloseReason =
+  | 'unregister'
+  | 'cleanupClient'
+  | 'cleanupStale'
+  | 'idle'
+  | 'evicted'
+  | 'shutdown'
 
 /** Told to close listeners once a handle's `close()` has settled. */
 export interface NitySessionClosedEvent {
   sessionId: string
   clientId: string
   reason: NitySessionCloseReason
-  /** Present when `close()` threw or rejected: what it threw. */
+  /**
+   * Present when `close()` threw or rejected (what it threw), or did not
+   * settle before the close deadline (an `Error` with code `ERR_CLOSE_TIMEOUT`).
+   */
   error?: unknown
-  /** From calling `close()` to its settling, in milliseconds. */
+  /** `true` when the registry gave up on a `close()` at the close deadline. */
+  timedOut?: true
+  /** From calling `close()` to its settling (or to the deadline), in milliseconds. */
   durationMs: number
 }
 
-/** Options of `new NitySessionRegistry(options)`; all optional. */
+/**
+ * The registry's time: `now()` in milliseconds and timers on the same
+ * clock. The default is the system clock with `setTimeout`/`clearTimeout`;
+ * tests pass their own to drive time.
+ */
+export interface NitySessionClock {
+  now(): number
+  setTimeout(callback: () => void, ms: number): unknown
+  clearTimeout(handle: unknown): void
+}
+
+/** What `getSessionInfo()` and `list()` report about a session. */
+export interface NitySessionInfo {
+  sessionId: string
+  clientId: string
+  /** On the registry's clock (by default epoch milliseconds). */
+  registeredAt: number
+  /** Registration, `touch()`, or a lookup that handed the session out. */
+  lastActivityAt: number
+  /** The session's metrics, as merged by `updateMetrics()`. */
+  metrics: Record<string, number>
+}
+
+/** `list()`'s options. */
+export interface NitySessionListOptions {
+  /** Only this client's sessions. */
+  clientId?: string
+  /** Rows per page (default 100). */
+  limit?: number
+  /** The `next` cursor of the previous page. */
+  after?: string
+}
+
+/** One page of `list()`, in registration order. */
+export interface NitySessionPage {
+  sessions: NitySessionInfo[]
+  /** Pass as `after` for the next page; absent on the last page. */
+  next?: string
+}
+
+/** What `getMetrics()` returns, kept up to date without scanning. */
+export interface NitySessionRegistryMetrics {
+  sessionsRegistered: number
+  /** Sessions removed for closing, whatever their close then did. */
+  sessionsClosed: number
+  closesByReason: Record<NitySessionCloseReason, number>
+  /** Closes that threw or rejected. */
+  closeFailures: number
+  /** Closes given up on at the close deadline. */
+  closeTimeouts: number
+  averageCloseDurationMs: number
+  maxCloseDurationMs: number
+  /** Registration to removal, over closed sessions. */
+  averageSessionLifetimeMs: number
+  /** Per metric name, the sum over all sessions ever registered of their latest value. */
+  metricTotals: Record<string, number>
+}
+
+/**
+ * Options of `new NitySessionRegistry(options)`; all optional. Without any,
+ * the registry behaves exactly as the documented API.
+ */
 export interface NitySessionRegistryOptions {
   /** A listener for every close, as if passed to `onSessionClosed`. */
   onSessionClosed?: (event: NitySessionClosedEvent) => void
+  /**
+   * Run the stale cleanup automatically, this many milliseconds after the
+   * previous run finished (see `startAutoCleanup`). Never keeps the process
+   * alive.
+   */
+  cleanupIntervalMs?: number
+  /**
+   * Sessions inactive for longer than this many milliseconds, and whose
+   * `isRunning()` returns `false`, are closed by the stale cleanup with
+   * reason `'idle'`.
+   */
+  idleTimeoutMs?: number
+  /**
+   * How long a `close()` may take before the registry gives up on it and
+   * reports it as timed out (default 10,000 ms).
+   */
+  closeTimeoutMs?: number
+  /** Most closes bulk cleanups run at once (default 64). */
+  maxConcurrentCloses?: number
+  /** Most sessions the registry holds; `register` beyond it throws `ERR_SESSION_LIMIT`. */
+  maxSessions?: number
+  /** Most sessions one client holds; beyond it `register` throws `ERR_CLIENT_SESSION_LIMIT`. */
+  maxSessionsPerClient?: number
+  /**
+   * When a limit is reached, close the least recently active session whose
+   * `isRunning()` returns `false` (of that client, or of the whole registry)
+   * with reason `'evicted'` to make room, instead of throwing.
+   */
+  evictIdle?: boolean
+  /** The registry's clock (default: the system clock). */
+  clock?: NitySessionClock
 }
 
 /**
@@ -127,4 +235,49 @@ export declare class NitySessionRegistry<H extends NitySessionHandle = NitySessi
   cleanupStale(): Promise<number>
   /** Subscribes to close events; returns the function that unsubscribes. */
   onSessionClosed(listener: (event: NitySessionClosedEvent) => void): () => void
+  /**
+   * Records activity of a session, for the idle timeout and eviction order;
+   * `false` when it is not registered.
+   */
+  touch(sessionId: string): boolean
+  /**
+   * Merges numeric metrics into a session's record (a name given again
+   * replaces its value); `false` when the session is not registered. Every
+   * value must be a finite number, or nothing is merged.
+   */
+  updateMetrics(sessionId: string, metrics: Record<string, number>): boolean
+  /**
+   * `{ sessionId, clientId, registeredAt, lastActivityAt, metrics }` of a
+   * registered session, or `undefined`. Does not count as activity.
+   */
+  getSessionInfo(sessionId: string): NitySessionInfo | undefined
+  /**
+   * Aggregate metrics since the registry was created, kept up to date as
+   * sessions come and go.
+   */
+  getMetrics(): NitySessionRegistryMetrics
+  /**
+   * One page of `getSessionInfo` rows in registration order, all sessions
+   * or one client's; pass the returned `next` as `after` for the next page.
+   */
+  list(options?: NitySessionListOptions): NitySessionPage
+  /**
+   * Closes every session (reason `'shutdown'`) under the close deadline and
+   * the concurrency bound; resolves with how many were removed.
+   */
+  closeAll(): Promise<number>
+  /**
+   * `closeAll()`, and after it the registry takes no more sessions
+   * (`register` throws `ERR_REGISTRY_DISPOSED`) and its automatic cleanup
+   * stops. Calling it again resolves with 0.
+   */
+  dispose(): Promise<number>
+  /**
+   * Runs the stale cleanup every `intervalMs` (default: the
+   * `cleanupIntervalMs` option), each run starting `intervalMs` after the
+   * previous one finished. Restarting changes the interval.
+   */
+  startAutoCleanup(intervalMs?: number): void
+  /** Stops the automatic stale cleanup. Idempotent. */
+  stopAutoCleanup(): void
 }

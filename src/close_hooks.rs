@@ -69,7 +69,7 @@ impl CloseHooks {
   }
 }
 
-/// Builds `{ sessionId, clientId, reason, durationMs, error? }`.
+/// Builds `{ sessionId, clientId, reason, durationMs, error?, timedOut? }`.
 pub fn event(env: &Env, report: &CloseReport, error: Option<Value>) -> Result<Value> {
   let event = js::object(env)?;
   let mut fields = vec![
@@ -90,12 +90,15 @@ pub fn event(env: &Env, report: &CloseReport, error: Option<Value>) -> Result<Va
       js::number(env, report.duration_ms)?,
     ),
   ];
-  if report.outcome == CloseOutcome::Failed {
+  if report.outcome != CloseOutcome::Closed {
     let error = match error {
       Some(error) => error,
       None => js::undefined(env)?,
     };
     fields.push((js::string(env, "error")?, error));
+  }
+  if report.outcome == CloseOutcome::TimedOut {
+    fields.push((js::string(env, "timedOut")?, js::boolean(env, true)?));
   }
   js::define_data(env, event, &fields)?;
   Ok(event)

@@ -41,6 +41,17 @@ pub enum Waiter {
   Batch(u64),
 }
 
+/// What happens when a batch's last member has ended.
+#[derive(Clone, Copy)]
+pub enum BatchDone {
+  /// Resolve the promise in this waiter slot with the count.
+  Promise(u32),
+  /// Arm the next automatic cleanup of this generation.
+  AutoCleanup(u32),
+  /// Nothing waits (closes made to evict).
+  Nothing,
+}
+
 struct Batch {
   /// Members whose close has not ended.
   remaining: usize,
@@ -48,7 +59,7 @@ struct Batch {
   removed: usize,
   /// Whether more members may still join (a stale scan in progress).
   open: bool,
-  waiter: u32,
+  done: BatchDone,
 }
 
 /// Closes waiting to start, and the promises waiting on closes in flight.
@@ -82,9 +93,8 @@ impl Closing {
     })
   }
 
-  /// Opens a batch whose promise is in `waiter`; `open` batches take more
-  /// members until sealed.
-  pub fn batch(&mut self, waiter: u32, open: bool) -> u64 {
+  /// Opens a batch; `open` batches take more members until sealed.
+  pub fn batch(&mut self, done: BatchDone, open: bool) -> u64 {
     self.next_batch += 1;
     self.batches.insert(
       self.next_batch,
@@ -92,7 +102,7 @@ impl Closing {
         remaining: 0,
         removed: 0,
         open,
-        waiter,
+        done,
       },
     );
     self.next_batch
@@ -105,18 +115,18 @@ impl Closing {
     }
   }
 
-  /// The batch's waiter and count if nothing more can join and every member
-  /// has ended.
-  fn done(&mut self, batch: u64) -> Option<(u32, usize)> {
+  /// What to do and the count, if nothing more can join the batch and
+  /// every member has ended.
+  fn done(&mut self, batch: u64) -> Option<(BatchDone, usize)> {
     let entry = self.batches.get(&batch)?;
     if entry.open || entry.remaining > 0 {
       return None;
     }
     let done = self.batches.remove(&batch)?;
-    Some((done.waiter, done.removed))
+    Some((done.done, done.removed))
   }
 
-  fn member_ended(&mut self, batch: u64) -> Option<(u32, usize)> {
+  fn member_ended(&mut self, batch: u64) -> Option<(BatchDone, usize)> {
     let entry = self.batches.get_mut(&batch)?;
     entry.remaining -= 1;
     self.done(batch)
@@ -155,11 +165,16 @@ impl NitySessionRegistry {
       closing.primary.insert(order.ticket, Waiter::Caller(waiter));
       waiter
     };
+    let now = self.now(env);
+    self.core.borrow_mut().start_close(order.ticket, now);
     match self
       .js
       .close_one(env, this, order.slot, waiter, order.ticket)
     {
-      Ok(promise) => Ok(promise),
+      Ok(promise) => {
+        self.watch_deadlines(env, this, &[order.ticket]);
+        Ok(promise)
+      }
       Err(e) => {
         // The session is out of the registry; its close is lost with the
         // error, which the caller sees.
@@ -167,10 +182,11 @@ impl NitySessionRegistry {
         closing.primary.remove(&order.ticket);
         closing.free_waiters.push(waiter);
         drop(closing);
+        let now = self.now(env);
         self
           .core
           .borrow_mut()
-          .settle(order.ticket, CloseOutcome::Failed, self.now());
+          .settle(order.ticket, CloseOutcome::Failed, now);
         Err(e)
       }
     }
@@ -180,8 +196,27 @@ impl NitySessionRegistry {
   /// An open batch takes members until [`Self::seal_batch`].
   pub(crate) fn new_batch(&self, env: &Env, open: bool) -> Result<(u64, Value)> {
     let (waiter, promise) = self.new_promise(env)?;
-    let batch = self.closing.borrow_mut().batch(waiter, open);
+    let batch = self
+      .closing
+      .borrow_mut()
+      .batch(BatchDone::Promise(waiter), open);
     Ok((batch, promise))
+  }
+
+  /// A batch nobody awaits.
+  pub(crate) fn quiet_batch(&self, done: BatchDone, open: bool) -> u64 {
+    self.closing.borrow_mut().batch(done, open)
+  }
+
+  /// Acts on a batch that has ended.
+  fn batch_done(&self, env: &Env, this: Value, done: BatchDone, removed: usize) {
+    match done {
+      BatchDone::Promise(slot) => {
+        self.resolve_waiter(env, slot, true, js::number(env, removed as f64))
+      }
+      BatchDone::AutoCleanup(generation) => self.auto_cleanup_done(env, this, generation),
+      BatchDone::Nothing => {}
+    }
   }
 
   /// Closes what a bulk cleanup removed, as members of `batch`. All handles
@@ -197,6 +232,13 @@ impl NitySessionRegistry {
     batch: u64,
     since: Instant,
   ) {
+    self.enqueue(env, this, orders, batch);
+    self.pump(env, this, since);
+  }
+
+  /// Moves the handles of `orders` into the close queue as members of
+  /// `batch`, without starting anything: no user code runs.
+  pub(crate) fn enqueue(&self, env: &Env, this: Value, orders: Vec<CloseOrder>, batch: u64) {
     let slots: Vec<u32> = orders.iter().map(|order| order.slot).collect();
     let tickets: Vec<f64> = orders.iter().map(|order| order.ticket as f64).collect();
     {
@@ -210,7 +252,7 @@ impl NitySessionRegistry {
       // Nowhere to keep the handles: their closes fail rather than hang.
       js::clear_pending(env);
       for order in orders {
-        self.finish_close(env, order.ticket, CloseOutcome::Failed, None);
+        self.finish_close(env, this, order.ticket, CloseOutcome::Failed, None);
       }
       return;
     }
@@ -219,11 +261,10 @@ impl NitySessionRegistry {
       .borrow_mut()
       .queue
       .extend(orders.iter().map(|order| order.ticket));
-    self.pump(env, this, since);
   }
 
   /// No more members join `batch`; settles it if they have all ended.
-  pub(crate) fn seal_batch(&self, env: &Env, batch: u64) {
+  pub(crate) fn seal_batch(&self, env: &Env, this: Value, batch: u64) {
     let done = {
       let mut closing = self.closing.borrow_mut();
       if let Some(entry) = closing.batches.get_mut(&batch) {
@@ -231,15 +272,17 @@ impl NitySessionRegistry {
       }
       closing.done(batch)
     };
-    if let Some((waiter, removed)) = done {
-      self.resolve_waiter(env, waiter, true, js::number(env, removed as f64));
+    if let Some((done, removed)) = done {
+      self.batch_done(env, this, done, removed);
     }
   }
 
-  /// Starts queued closes in bursts until the queue is empty or the slice
-  /// that began at `started` is used up, then yields to the event loop and
-  /// carries on from there. A `close()` that queues more closes (a nested
-  /// cleanup) leaves them to the pump already running.
+  /// Starts queued closes in bursts, no more running at once than the
+  /// policy allows, until the queue is empty or the slice that began at
+  /// `started` is used up; then yields to the event loop and carries on from
+  /// there (or, when at the limit, when a close ends). A `close()` that
+  /// queues more closes (a nested cleanup) leaves them to the pump already
+  /// running.
   pub(crate) fn pump(&self, env: &Env, this: Value, started: Instant) {
     if self.closing.borrow().pumping > 0 {
       return;
@@ -249,44 +292,44 @@ impl NitySessionRegistry {
     loop {
       let endings = count as f64 * self.closing.borrow().end_cost;
       let left = SLICE.as_secs_f64() - started.elapsed().as_secs_f64() - endings;
-      let (from, burst) = {
-        let closing = self.closing.borrow();
-        (closing.queue_head, closing.queue.len().min(BURST))
+      let capacity = self.core.borrow().close_capacity();
+      let (from, tickets) = {
+        let mut closing = self.closing.borrow_mut();
+        let burst = closing.queue.len().min(BURST).min(capacity);
+        if burst == 0 || left <= 0.0 {
+          break;
+        }
+        let from = closing.queue_head;
+        closing.queue_head += burst;
+        let tickets: Vec<Ticket> = closing.queue.drain(..burst).collect();
+        (from, tickets)
       };
-      if burst == 0 || left <= 0.0 {
-        break;
-      }
-      let budget = Duration::from_secs_f64(left);
-      match self.js.start_many(env, this, from, burst, budget) {
-        Ok(done) => {
-          let done = done.clamp(1, burst);
-          let mut closing = self.closing.borrow_mut();
-          closing.queue.drain(..done);
-          closing.queue_head += done;
-          count += done;
-        }
-        Err(_) => {
-          js::clear_pending(env);
-          // Whatever did not start fails rather than hangs; closes of the
-          // burst that did start have reported already and are ignored.
-          let tickets: Vec<Ticket> = {
-            let mut closing = self.closing.borrow_mut();
-            closing.queue_head += burst;
-            closing.queue.drain(..burst).collect()
-          };
-          for ticket in tickets {
-            let error = js::error(
-              env,
-              false,
-              "ERR_CLOSE_FAILED",
-              "the close could not be started",
-            )
-            .ok();
-            self.finish_close(env, ticket, CloseOutcome::Failed, error);
-          }
+      let now = self.now(env);
+      {
+        let mut core = self.core.borrow_mut();
+        for &ticket in &tickets {
+          core.start_close(ticket, now);
         }
       }
+      if self.js.start_many(env, this, from, tickets.len()).is_err() {
+        js::clear_pending(env);
+        // Whatever did not start fails rather than hangs; closes of the
+        // burst that did start have reported already and are ignored.
+        for &ticket in &tickets {
+          let error = js::error(
+            env,
+            false,
+            "ERR_CLOSE_FAILED",
+            "the close could not be started",
+          )
+          .ok();
+          self.finish_close(env, this, ticket, CloseOutcome::Failed, error);
+        }
+      }
+      self.watch_deadlines(env, this, &tickets);
+      count += tickets.len();
     }
+    let capacity = self.core.borrow().close_capacity();
     let (empty, more) = {
       let mut closing = self.closing.borrow_mut();
       closing.pumping -= 1;
@@ -294,7 +337,8 @@ impl NitySessionRegistry {
       if empty {
         closing.queue_head = 0;
       }
-      let more = !closing.queue.is_empty() && !closing.pump_scheduled;
+      // At the concurrency limit, the next close to end pumps again.
+      let more = !closing.queue.is_empty() && capacity > 0 && !closing.pump_scheduled;
       closing.pump_scheduled |= more;
       (empty, more)
     };
@@ -315,12 +359,13 @@ impl NitySessionRegistry {
   pub(crate) fn finish_close(
     &self,
     env: &Env,
+    this: Value,
     ticket: Ticket,
     outcome: CloseOutcome,
     error: Option<Value>,
   ) {
     let started = Instant::now();
-    let now = self.now();
+    let now = self.now(env);
     let Some(report) = self.core.borrow_mut().settle(ticket, outcome, now) else {
       return;
     };
@@ -340,7 +385,7 @@ impl NitySessionRegistry {
     };
     match primary {
       Some(Waiter::Caller(slot)) => match outcome {
-        CloseOutcome::Failed => {
+        CloseOutcome::Failed | CloseOutcome::TimedOut => {
           let reason = error.map_or_else(|| js::undefined(env), Ok);
           self.resolve_waiter(env, slot, false, reason);
         }
@@ -348,8 +393,8 @@ impl NitySessionRegistry {
       },
       Some(Waiter::Batch(batch)) => {
         let done = self.closing.borrow_mut().member_ended(batch);
-        if let Some((slot, removed)) = done {
-          self.resolve_waiter(env, slot, true, js::number(env, removed as f64));
+        if let Some((done, removed)) = done {
+          self.batch_done(env, this, done, removed);
         }
       }
       None => {}
@@ -360,8 +405,15 @@ impl NitySessionRegistry {
     // Listener time is excluded from nothing: slow listeners make slices
     // start fewer closes, which is what keeps the event loop responsive.
     let took = started.elapsed().as_secs_f64();
-    let mut closing = self.closing.borrow_mut();
-    closing.end_cost = 0.9 * closing.end_cost + 0.1 * took;
+    let queued = {
+      let mut closing = self.closing.borrow_mut();
+      closing.end_cost = 0.9 * closing.end_cost + 0.1 * took;
+      !closing.queue.is_empty() && !closing.pump_scheduled
+    };
+    // A close ending frees room under the concurrency limit.
+    if queued {
+      self.pump(env, this, Instant::now());
+    }
   }
 }
 
@@ -422,9 +474,15 @@ pub unsafe extern "C" fn on_settled(
     let registry = unsafe { registry_of(raw_env, info.this) }?;
     let ticket = js::to_f64(&env, info.args[0])? as Ticket;
     if js::to_bool(&env, info.args[1])? {
-      registry.finish_close(&env, ticket, CloseOutcome::Closed, None);
+      registry.finish_close(&env, info.this, ticket, CloseOutcome::Closed, None);
     } else {
-      registry.finish_close(&env, ticket, CloseOutcome::Failed, Some(info.args[2]));
+      registry.finish_close(
+        &env,
+        info.this,
+        ticket,
+        CloseOutcome::Failed,
+        Some(info.args[2]),
+      );
     }
     Ok(())
   })();

@@ -538,6 +538,12 @@ pub fn to_bool(env: &Env, value: Value) -> Result<bool> {
   Ok(flag)
 }
 
+/// Reads a JavaScript string (known to be one) as UTF-8 and passes it to `f`.
+pub fn with_str<R>(env: &Env, value: Value, f: impl FnOnce(&str) -> R) -> Result<R> {
+  try_with_str(env, value, f)?
+    .ok_or_else(|| Error::new(Status::StringExpected, "expected a string".to_owned()))
+}
+
 /// Reads a string as UTF-8 and passes it to `f`; `None` when the value is
 /// not a string. Strings of typical id length are read into a stack buffer.
 pub fn try_with_str<R>(env: &Env, value: Value, f: impl FnOnce(&str) -> R) -> Result<Option<R>> {

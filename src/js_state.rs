@@ -28,6 +28,15 @@ const COUNTS: u32 = 4;
 const QUEUE: u32 = 5;
 const SETTLED: u32 = 6;
 const SCRATCH: u32 = 7;
+const CLOCK: u32 = 8;
+const TIMERS: u32 = 9;
+
+/// The registry's timers, by index in the timer array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerKind {
+  AutoCleanup = 0,
+  Deadlines = 1,
+}
 
 pub struct JsState {
   holder: WeakRef,
@@ -49,13 +58,20 @@ pub struct JsState {
   start_many_fn: WeakRef,
   empty_queue_fn: WeakRef,
   close_one_fn: WeakRef,
+  first_idle_fn: WeakRef,
+  timer_fn: WeakRef,
+  cancel_fn: WeakRef,
+  clock: WeakRef,
+  timers: WeakRef,
+  /// Whether the clock is the caller's (`now()` is then asked of it).
+  pub injected_clock: bool,
 }
 
 impl JsState {
   /// Creates the arrays, compiles the script, and attaches everything to
   /// `this` for as long as it lives. `settled` is the registry's native
   /// close-settle callback.
-  pub fn attach(env: &Env, this: Value, settled: Value) -> Result<Self> {
+  pub fn attach(env: &Env, this: Value, settled: Value, clock: Option<Value>) -> Result<Self> {
     let functions = js::run_script(env, script::SOURCE)?;
     let function = |name: &std::ffi::CStr| -> Result<WeakRef> {
       WeakRef::new(env, js::get(env, functions, name)?)
@@ -64,7 +80,12 @@ impl JsState {
     let counts = call_script(env, counts_fn, &[])?;
     let scratch_len = 64;
     let (scratch, _) = js::uint32_array(env, scratch_len)?;
-    let holder = js::array(env, 8)?;
+    let injected_clock = clock.is_some();
+    let clock = match clock {
+      Some(clock) => clock,
+      None => call_script(env, js::get(env, functions, c"systemClock")?, &[])?,
+    };
+    let holder = js::array(env, 10)?;
     let parts = [
       (HANDLES, js::array(env, 0)?),
       (LISTENERS, js::array(env, 0)?),
@@ -74,6 +95,8 @@ impl JsState {
       (QUEUE, js::array(env, 0)?),
       (SETTLED, settled),
       (SCRATCH, scratch),
+      (CLOCK, clock),
+      (TIMERS, js::array(env, 2)?),
     ];
     for (index, value) in parts {
       js::set_element(env, holder, index, value)?;
@@ -101,6 +124,12 @@ impl JsState {
       start_many_fn: function(c"startMany")?,
       empty_queue_fn: function(c"emptyQueue")?,
       close_one_fn: function(c"closeOne")?,
+      first_idle_fn: function(c"firstIdle")?,
+      timer_fn: function(c"timer")?,
+      cancel_fn: function(c"cancel")?,
+      clock: part(CLOCK)?,
+      timers: part(TIMERS)?,
+      injected_clock,
     })
   }
 
@@ -125,6 +154,11 @@ impl JsState {
       self.start_many_fn,
       self.empty_queue_fn,
       self.close_one_fn,
+      self.first_idle_fn,
+      self.timer_fn,
+      self.cancel_fn,
+      self.clock,
+      self.timers,
     ] {
       reference.delete(env);
     }
@@ -162,27 +196,17 @@ impl JsState {
     call_script(env, live(self.park_fn.get(env)?)?, &args).map(drop)
   }
 
-  /// Starts closes queued from position `from` on, at most `count`, until
-  /// `budget` is spent; returns how many it started (at least one). Their
+  /// Starts the closes queued at positions `from..from + count`. Their
   /// outcomes arrive at the registry's `settled` callback.
-  pub fn start_many(
-    &self,
-    env: &Env,
-    this: Value,
-    from: usize,
-    count: usize,
-    budget: Duration,
-  ) -> Result<usize> {
+  pub fn start_many(&self, env: &Env, this: Value, from: usize, count: usize) -> Result<()> {
     let args = [
       live(self.queue.get(env)?)?,
       js::number(env, from as f64)?,
       js::number(env, count as f64)?,
       this,
       live(self.settled.get(env)?)?,
-      js::number(env, budget.as_secs_f64() * 1000.0)?,
     ];
-    let started = call_script(env, live(self.start_many_fn.get(env)?)?, &args)?;
-    Ok(js::to_f64(env, started)? as usize)
+    call_script(env, live(self.start_many_fn.get(env)?)?, &args).map(drop)
   }
 
   /// Empties the close queue once every queued close has started.
@@ -246,21 +270,99 @@ impl JsState {
   }
 
   /// Health codes of the sessions in `slots`, one per slot asked (see
-  /// `script.rs`); stops early once `budget` is spent. Runs each session's
-  /// `getHealth()`, which may call back into the registry, so it uses a
-  /// buffer of its own, not the shared scratch.
-  pub fn health(&self, env: &Env, slots: &[Slot], budget: Duration) -> Result<Vec<u32>> {
+  /// `script.rs`), and for those flagged in `idle`, whether they are running
+  /// (1) or not (2); stops early once `budget` is spent. Runs user code that
+  /// may call back into the registry, so it uses buffers of its own.
+  pub fn health(
+    &self,
+    env: &Env,
+    slots: &[Slot],
+    idle: &[u32],
+    budget: Duration,
+  ) -> Result<(Vec<u32>, Vec<u32>)> {
     let (buffer, _) = js::uint32_array(env, slots.len())?;
     js::write_uint32s(env, buffer, slots)?;
+    let (idle_buffer, _) = js::uint32_array(env, idle.len())?;
+    js::write_uint32s(env, idle_buffer, idle)?;
     let args = [
       self.handles(env)?,
       buffer,
       js::number(env, slots.len() as f64)?,
       js::number(env, budget.as_secs_f64() * 1000.0)?,
+      idle_buffer,
     ];
     let asked = call_script(env, live(self.health_fn.get(env)?)?, &args)?;
     let asked = (js::to_f64(env, asked)? as usize).min(slots.len());
-    js::read_uint32s(env, buffer, asked)
+    Ok((
+      js::read_uint32s(env, buffer, asked)?,
+      js::read_uint32s(env, idle_buffer, asked)?,
+    ))
+  }
+
+  /// The index of the first session in `slots` that says it is not running.
+  pub fn first_idle(&self, env: &Env, slots: &[Slot]) -> Result<Option<usize>> {
+    let scratch = self.scratch_for(env, slots.len())?;
+    js::write_uint32s(env, scratch, slots)?;
+    let args = [
+      self.handles(env)?,
+      scratch,
+      js::number(env, slots.len() as f64)?,
+    ];
+    let found = call_script(env, live(self.first_idle_fn.get(env)?)?, &args)?;
+    let found = js::to_f64(env, found)?;
+    Ok((found >= 0.0).then_some(found as usize))
+  }
+
+  /// `clock.now()` of an injected clock; `None` when it throws or answers
+  /// something other than a finite number.
+  pub fn clock_now(&self, env: &Env) -> Option<f64> {
+    let now = (|| -> Result<Option<f64>> {
+      let clock = live(self.clock.get(env)?)?;
+      let now_fn = js::get(env, clock, c"now")?;
+      match js::call(env, clock, now_fn, &[])? {
+        Ok(value) if js::type_of(env, value)? == js::Type::Number => {
+          Ok(Some(js::to_f64(env, value)?).filter(|n| n.is_finite()))
+        }
+        _ => Ok(None),
+      }
+    })();
+    js::clear_pending(env);
+    now.ok().flatten()
+  }
+
+  /// Arms a timer of `kind` to call `native` with `this` the registry after
+  /// `ms`, replacing one already armed.
+  pub fn arm(
+    &self,
+    env: &Env,
+    this: Value,
+    kind: TimerKind,
+    ms: f64,
+    native: Value,
+    tag: u32,
+  ) -> Result<()> {
+    self.disarm(env, kind)?;
+    let args = [
+      live(self.clock.get(env)?)?,
+      js::number(env, ms.max(0.0))?,
+      this,
+      native,
+      js::number(env, f64::from(tag))?,
+    ];
+    let handle = call_script(env, live(self.timer_fn.get(env)?)?, &args)?;
+    js::set_element(env, live(self.timers.get(env)?)?, kind as u32, handle)
+  }
+
+  /// Cancels the timer of `kind`, if armed.
+  pub fn disarm(&self, env: &Env, kind: TimerKind) -> Result<()> {
+    let timers = live(self.timers.get(env)?)?;
+    let handle = js::get_element(env, timers, kind as u32)?;
+    if js::type_of(env, handle)? == js::Type::Undefined {
+      return Ok(());
+    }
+    js::set_element(env, timers, kind as u32, js::undefined(env)?)?;
+    let args = [live(self.clock.get(env)?)?, handle];
+    call_script(env, live(self.cancel_fn.get(env)?)?, &args).map(drop)
   }
 
   /// Brings the per-client counts mirror up to date. Its keys stay in order

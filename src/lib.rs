@@ -11,7 +11,10 @@ mod closing;
 mod errors;
 mod js;
 mod js_state;
+mod lifecycle;
+mod options;
 mod registry;
+mod reporting;
 mod script;
 mod stale_scan;
 

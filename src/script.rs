@@ -13,12 +13,16 @@
 //!   reporting the outcome through the registry's native `settled` function.
 //!   One call instead of a dozen N-API calls and two bound functions a close.
 //! - `park` / `startMany` / `emptyQueue`: bulk cleanups move their handles
-//!   into a queue in one call and start them in bursts that stop when their
-//!   time budget is spent, however slow each `close()` is.
+//!   into a queue in one call and start them in bursts.
 //! - `pick`: the handles of a list of slots, as a new array.
+//! - `firstIdle`: the first of a list of sessions whose `isRunning()` says
+//!   false, for eviction.
+//! - `timer` / `cancel` / `systemClock`: timers on the registry's clock
+//!   (injected or the system's) that hold the registry only weakly and never
+//!   keep the process alive.
 //! - `health`: reads each session's `getHealth()` into a number the core
-//!   decodes (see `decode_health` in `stale_scan.rs`), until its time budget
-//!   is spent.
+//!   decodes (see `decode_health` in `stale_scan.rs`), and `isRunning()` of
+//!   those the core marks idle, until its time budget is spent.
 //! - `counts` / `count` / `stats`: the mirror of sessions per client (a `Map`
 //!   in order of client arrival) and the stats snapshot built from it, where
 //!   every client id, `__proto__` included, is an ordinary key.
@@ -28,6 +32,15 @@ pub const SOURCE: &str = r#"(() => {
   'use strict';
 
   const now = typeof performance === 'object' && performance !== null ? () => performance.now() : Date.now;
+
+  // Only a session that says so is not running; one that cannot say is.
+  function isRunning(handle) {
+    try {
+      return handle.isRunning() !== false;
+    } catch {
+      return true;
+    }
+  }
 
   function start(handle, ticket, registry, settled) {
     let result;
@@ -87,20 +100,41 @@ pub const SOURCE: &str = r#"(() => {
         handles[slot] = undefined;
       }
     },
-    startMany(queue, from, count, registry, settled, budget) {
-      const deadline = now() + budget;
-      let i = 0;
-      while (i < count) {
-        const at = from + i;
-        const handle = queue[2 * at];
-        const ticket = queue[2 * at + 1];
-        queue[2 * at] = undefined;
-        queue[2 * at + 1] = undefined;
-        i += 1;
+    startMany(queue, from, count, registry, settled) {
+      for (let i = from; i < from + count; i++) {
+        const handle = queue[2 * i];
+        const ticket = queue[2 * i + 1];
+        queue[2 * i] = undefined;
+        queue[2 * i + 1] = undefined;
         start(handle, ticket, registry, settled);
-        if (now() >= deadline) break;
       }
-      return i;
+    },
+    firstIdle(handles, slots, count) {
+      for (let i = 0; i < count; i++) {
+        if (!isRunning(handles[slots[i]])) return i;
+      }
+      return -1;
+    },
+    systemClock() {
+      return {
+        now: () => Date.now(),
+        setTimeout: (callback, ms) => setTimeout(callback, ms),
+        clearTimeout: (handle) => clearTimeout(handle),
+      };
+    },
+    timer(clock, ms, registry, native, tag) {
+      // The timer holds its registry weakly: a registry dropped without
+      // dispose() is collected, and its timer then does nothing.
+      const target = new WeakRef(registry);
+      const handle = clock.setTimeout(() => {
+        const registry = target.deref();
+        if (registry !== undefined) native.call(registry, tag);
+      }, ms);
+      if (handle !== null && typeof handle === 'object' && typeof handle.unref === 'function') handle.unref();
+      return handle;
+    },
+    cancel(clock, handle) {
+      clock.clearTimeout(handle);
     },
     emptyQueue(queue) {
       queue.length = 0;
@@ -110,14 +144,15 @@ pub const SOURCE: &str = r#"(() => {
       for (let i = 0; i < count; i++) picked[i] = handles[slots[i]];
       return picked;
     },
-    health(handles, slots, count, budget) {
+    health(handles, slots, count, budget, idle) {
       const deadline = now() + budget;
       let i = 0;
       for (; i < count; i++) {
         if (i % 8 === 0 && i > 0 && now() >= deadline) break;
         let code = 1;
+        const handle = handles[slots[i]];
+        if (idle[i] === 1) idle[i] = isRunning(handle) ? 1 : 2;
         try {
-          const handle = handles[slots[i]];
           if (handle !== null && typeof handle === 'object') {
             const getHealth = handle.getHealth;
             if (typeof getHealth !== 'function') {

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use napi::{sys, Env, Result};
 
-use crate::closing::{registry_of, schedule, SLICE};
+use crate::closing::{registry_of, schedule, BatchDone, SLICE};
 use crate::js::{self, Value};
 use crate::registry::NitySessionRegistry;
-use nity_registry_core::{CloseReason, HealthReading, HealthState, Slot};
+use nity_registry_core::{HealthReading, HealthState, Slot};
 
 /// Sessions asked per chunk at first; adapted to the measured cost.
 const FIRST_CHUNK: usize = 64;
@@ -63,6 +63,19 @@ impl NitySessionRegistry {
   /// the scan is done and every close it started has ended.
   pub(crate) fn start_stale_scan(&self, env: &Env, this: Value) -> Result<Value> {
     let (batch, promise) = self.new_batch(env, true)?;
+    self.begin_scan(env, this, batch);
+    Ok(promise)
+  }
+
+  /// Starts the automatic cleanup's scan of `generation`; its end arms the
+  /// next run.
+  pub(crate) fn start_auto_scan(&self, env: &Env, this: Value, generation: u32) -> Result<()> {
+    let batch = self.quiet_batch(BatchDone::AutoCleanup(generation), true);
+    self.begin_scan(env, this, batch);
+    Ok(())
+  }
+
+  fn begin_scan(&self, env: &Env, this: Value, batch: u64) {
     let registrations = self.core.borrow().registrations();
     let id = {
       let mut scans = self.scans.borrow_mut();
@@ -80,7 +93,6 @@ impl NitySessionRegistry {
       id
     };
     self.continue_scan(env, this, id);
-    Ok(promise)
   }
 
   /// Runs chunks until the scan ends or the slice is used up. Never throws.
@@ -92,29 +104,43 @@ impl NitySessionRegistry {
       };
       let chunk_started = Instant::now();
       let budget = SLICE.saturating_sub(started.elapsed());
-      // A failure to ask at all (not a getHealth that throws) leaves these
-      // sessions alone rather than closing healthy ones.
-      let codes = self
-        .js
-        .health(env, &chunk.slots, budget)
-        .unwrap_or_else(|_| {
-          js::clear_pending(env);
-          vec![0; chunk.slots.len()]
-        });
-      let asked = codes.len();
-      let now = self.now();
-      let orders: Vec<_> = {
-        let mut core = self.core.borrow_mut();
+      let now = self.now(env);
+      // Sessions past the idle timeout are also asked whether they run.
+      let idle: Vec<u32> = {
+        let core = self.core.borrow();
         chunk
           .slots
           .iter()
-          .zip(&chunk.seqs)
-          .zip(codes)
-          .filter(|(_, code)| decode_health(*code).is_stale())
-          .filter_map(|((&slot, &seq), _)| {
-            core.close_registration(slot, seq, CloseReason::CleanupStale, now)
-          })
+          .map(|&slot| u32::from(core.idle_expired(slot, now)))
           .collect()
+      };
+      // A failure to ask at all (not a getHealth that throws) leaves these
+      // sessions alone rather than closing healthy ones.
+      let (codes, running) = self
+        .js
+        .health(env, &chunk.slots, &idle, budget)
+        .unwrap_or_else(|_| {
+          js::clear_pending(env);
+          (vec![0; chunk.slots.len()], vec![0; chunk.slots.len()])
+        });
+      let asked = codes.len();
+      let orders: Vec<_> = {
+        let mut core = self.core.borrow_mut();
+        let mut orders = Vec::new();
+        for (i, code) in codes.into_iter().enumerate() {
+          let running = match running[i] {
+            1 => Some(true),
+            2 => Some(false),
+            _ => None,
+          };
+          let Some(reason) = decode_health(code).close_reason(running) else {
+            continue;
+          };
+          if let Some(order) = core.close_registration(chunk.slots[i], chunk.seqs[i], reason, now) {
+            orders.push(order);
+          }
+        }
+        orders
       };
       if !orders.is_empty() {
         self.close_later(env, this, orders, chunk.batch, started);
@@ -122,7 +148,7 @@ impl NitySessionRegistry {
       let finished = self.advance(id, &chunk, asked, chunk_started.elapsed());
       if finished {
         self.scans.borrow_mut().scans.remove(&id);
-        self.seal_batch(env, chunk.batch);
+        self.seal_batch(env, this, chunk.batch);
         return;
       }
       if started.elapsed() >= SLICE {

@@ -19,8 +19,15 @@ pub enum CloseReason {
   Unregister,
   /// `cleanupClient(clientId)`.
   CleanupClient,
-  /// `cleanupStale()`.
+  /// `cleanupStale()` (or the automatic stale cleanup) found it timed out or
+  /// in the error state.
   CleanupStale,
+  /// Stale cleanup found it idle past the idle timeout and not running.
+  Idle,
+  /// Closed to make room for a new session in a full registry.
+  Evicted,
+  /// `closeAll()` or `dispose()`.
+  Shutdown,
 }
 
 impl CloseReason {
@@ -30,8 +37,21 @@ impl CloseReason {
       CloseReason::Unregister => "unregister",
       CloseReason::CleanupClient => "cleanupClient",
       CloseReason::CleanupStale => "cleanupStale",
+      CloseReason::Idle => "idle",
+      CloseReason::Evicted => "evicted",
+      CloseReason::Shutdown => "shutdown",
     }
   }
+
+  /// Every reason, in the order metrics list them.
+  pub const ALL: [CloseReason; 6] = [
+    CloseReason::Unregister,
+    CloseReason::CleanupClient,
+    CloseReason::CleanupStale,
+    CloseReason::Idle,
+    CloseReason::Evicted,
+    CloseReason::Shutdown,
+  ];
 }
 
 /// How a handle's close ended.
@@ -41,6 +61,8 @@ pub enum CloseOutcome {
   Closed,
   /// `close()` threw, or its promise rejected.
   Failed,
+  /// `close()` did not settle before the close deadline and was given up on.
+  TimedOut,
 }
 
 /// Identifies one close in flight. Never reused by a registry, so a late
@@ -63,7 +85,8 @@ pub struct CloseReport {
   pub client_id: Rc<str>,
   pub reason: CloseReason,
   pub outcome: CloseOutcome,
-  /// From the start of the close to its end, in the caller's clock.
+  /// From the call of `close()` (or, for a close that never started, from
+  /// its removal) to its end, in the caller's clock.
   pub duration_ms: f64,
   pub registered_at: f64,
 }
@@ -72,7 +95,9 @@ struct Pending {
   session_id: String,
   client_id: Rc<str>,
   reason: CloseReason,
-  started_at: f64,
+  /// When the close was ordered; `started` once `close()` has been called.
+  ordered_at: f64,
+  started: bool,
   registered_at: f64,
 }
 
@@ -84,6 +109,7 @@ pub(crate) struct CloseTracker {
   by_session: HashTable<Ticket>,
   hasher: DefaultHashBuilder,
   next_ticket: Ticket,
+  started: usize,
 }
 
 impl CloseTracker {
@@ -103,7 +129,8 @@ impl CloseTracker {
         session_id: removed.session_id,
         client_id: removed.client_id,
         reason,
-        started_at: now,
+        ordered_at: now,
+        started: false,
         registered_at: removed.registered_at,
       },
     );
@@ -129,12 +156,15 @@ impl CloseTracker {
       entry.remove();
     }
     let pending = self.pending.remove(&ticket)?;
+    if pending.started {
+      self.started -= 1;
+    }
     Some(CloseReport {
       session_id: pending.session_id,
       client_id: pending.client_id,
       reason: pending.reason,
       outcome,
-      duration_ms: (now - pending.started_at).max(0.0),
+      duration_ms: (now - pending.ordered_at).max(0.0),
       registered_at: pending.registered_at,
     })
   }
@@ -156,6 +186,23 @@ impl CloseTracker {
       .pending
       .get(&ticket)
       .map(|p| (p.session_id.as_str(), &*p.client_id))
+  }
+
+  /// Notes that `close()` has been called for a close; its duration counts
+  /// from now.
+  pub(crate) fn start(&mut self, ticket: Ticket, now: f64) {
+    if let Some(pending) = self.pending.get_mut(&ticket) {
+      if !pending.started {
+        pending.started = true;
+        pending.ordered_at = now;
+        self.started += 1;
+      }
+    }
+  }
+
+  /// Closes whose `close()` has been called and has not ended.
+  pub(crate) fn running(&self) -> usize {
+    self.started
   }
 
   pub(crate) fn is_pending(&self, ticket: Ticket) -> bool {

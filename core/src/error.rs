@@ -23,6 +23,22 @@ pub enum Error {
     client_id: String,
     slot: Slot,
   },
+
+  /// The registry holds `max_sessions` sessions and could not make room.
+  #[error("the registry is full: it holds its maximum of {max} sessions")]
+  SessionLimit { max: usize },
+
+  /// The client holds `max_sessions_per_client` sessions and could not make room.
+  #[error("client '{client_id}' is full: it holds its maximum of {max} sessions")]
+  ClientSessionLimit { client_id: String, max: usize },
+
+  /// The registry was disposed and takes no more sessions.
+  #[error("the registry is disposed and takes no more sessions")]
+  Disposed,
+
+  /// A `list()` cursor this registry did not hand out.
+  #[error("'{0}' is not a cursor returned by list()")]
+  InvalidCursor(String),
 }
 
 /// How an error should surface to a caller in a language with typed errors:
@@ -40,14 +56,23 @@ impl Error {
       Error::EmptyClientId => "ERR_INVALID_CLIENT_ID",
       Error::EmptySessionId => "ERR_INVALID_SESSION",
       Error::AlreadyRegistered { .. } => "ERR_SESSION_ALREADY_REGISTERED",
+      Error::SessionLimit { .. } => "ERR_SESSION_LIMIT",
+      Error::ClientSessionLimit { .. } => "ERR_CLIENT_SESSION_LIMIT",
+      Error::Disposed => "ERR_REGISTRY_DISPOSED",
+      Error::InvalidCursor(_) => "ERR_INVALID_CURSOR",
     }
   }
 
   /// Whether the caller passed a bad argument or the registry refused a valid one.
   pub fn kind(&self) -> ErrorKind {
     match self {
-      Error::EmptyClientId | Error::EmptySessionId => ErrorKind::InvalidArgument,
-      Error::AlreadyRegistered { .. } => ErrorKind::Refused,
+      Error::EmptyClientId | Error::EmptySessionId | Error::InvalidCursor(_) => {
+        ErrorKind::InvalidArgument
+      }
+      Error::AlreadyRegistered { .. }
+      | Error::SessionLimit { .. }
+      | Error::ClientSessionLimit { .. }
+      | Error::Disposed => ErrorKind::Refused,
     }
   }
 }

@@ -1,5 +1,7 @@
 //! What a session's health report means for cleanup.
 
+use crate::CloseReason;
+
 /// The `state` a session reports in its health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HealthState {
@@ -37,6 +39,19 @@ pub enum HealthReading {
 }
 
 impl HealthReading {
+  /// Why stale cleanup closes the session, if it does: its health says
+  /// stale; or it is past the idle timeout and `running`, asked only of such
+  /// sessions, says it is not running.
+  pub fn close_reason(self, running: Option<bool>) -> Option<CloseReason> {
+    if self.is_stale() {
+      return Some(CloseReason::CleanupStale);
+    }
+    match running {
+      Some(false) => Some(CloseReason::Idle),
+      _ => None,
+    }
+  }
+
   /// Whether stale cleanup removes the session: timed out, in the error
   /// state, or unable to say.
   pub fn is_stale(self) -> bool {
@@ -63,6 +78,25 @@ mod tests {
     assert!(!reported(HealthState::Unknown, false).is_stale());
     assert!(HealthReading::Failed.is_stale());
     assert!(!HealthReading::Unavailable.is_stale());
+  }
+
+  #[test]
+  fn stale_health_wins_over_idleness() {
+    let error = HealthReading::Reported {
+      state: HealthState::Error,
+      timed_out: false,
+    };
+    let idle = HealthReading::Reported {
+      state: HealthState::Idle,
+      timed_out: false,
+    };
+    assert_eq!(
+      error.close_reason(Some(false)),
+      Some(CloseReason::CleanupStale)
+    );
+    assert_eq!(idle.close_reason(Some(false)), Some(CloseReason::Idle));
+    assert_eq!(idle.close_reason(Some(true)), None);
+    assert_eq!(idle.close_reason(None), None);
   }
 
   #[test]

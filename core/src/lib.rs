@@ -9,17 +9,23 @@
 //! - [`HealthReading`]: what a session's health means for stale cleanup.
 
 mod close;
+mod cursor;
 mod error;
 mod health;
 mod memory_store;
+mod metrics;
+mod policy;
 mod registry;
 mod store;
 
 pub use close::{CloseOrder, CloseOutcome, CloseReason, CloseReport, Ticket};
+pub use cursor::Cursor;
 pub use error::{Error, ErrorKind};
 pub use health::{HealthReading, HealthState};
 pub use memory_store::MemoryStore;
-pub use registry::{ClientChange, Registry, Unregister};
+pub use metrics::Metrics;
+pub use policy::{LimitScope, Policy, DEFAULT_MAX_CONCURRENT_CLOSES};
+pub use registry::{ClientChange, Registry, SessionInfo, Unregister};
 pub use store::{RemovedSession, SessionStore, SessionView};
 
 /// Where the embedding layer keeps a session's handle. A store holds fewer

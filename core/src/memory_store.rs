@@ -1,9 +1,11 @@
-//! The in-process [`SessionStore`]: two slabs and two hash indexes.
+//! The in-process [`SessionStore`]: two slabs, two hash indexes and three
+//! lists threaded through the session slab.
 //!
-//! Sessions live in a slab whose index is the session's [`Slot`]; each client
-//! keeps its sessions as a doubly linked list threaded through that slab, so
-//! registering, removing and listing a client's sessions cost the same at ten
-//! sessions as at a hundred thousand. The hash indexes store only slab
+//! Sessions live in a slab whose index is the session's [`Slot`]. Doubly
+//! linked lists through that slab keep each client's sessions, all sessions
+//! in registration order, and all sessions from least to most recently
+//! active; so registering, removing, touching and listing cost the same at
+//! ten sessions as at a hundred thousand. The hash indexes store only slab
 //! indexes and compare against the ids kept in the slabs, so every id string
 //! is stored once.
 
@@ -17,24 +19,70 @@ use crate::{Error, Slot};
 /// Marks "no entry" in the links and free lists.
 const NIL: u32 = u32::MAX;
 
+#[derive(Clone, Copy)]
+struct Links {
+  prev: u32,
+  next: u32,
+}
+
+const UNLINKED: Links = Links {
+  prev: NIL,
+  next: NIL,
+};
+
+#[derive(Clone, Copy)]
+struct List {
+  head: u32,
+  tail: u32,
+}
+
+const EMPTY: List = List {
+  head: NIL,
+  tail: NIL,
+};
+
+/// Which of a session's list memberships an operation is about.
+#[derive(Clone, Copy)]
+enum Which {
+  Client,
+  Order,
+  Activity,
+}
+
+/// A session's numeric metrics by name; few per session, so a list.
+type SessionMetrics = Vec<(Box<str>, f64)>;
+
 struct SessionEntry {
   id: Box<str>,
   /// Index of the owning client; `NIL` while the entry is free.
   client: u32,
   seq: u64,
   registered_at: f64,
-  /// Neighbours in the client's list. While the entry is free, `next` links
-  /// the free list.
-  prev: u32,
-  next: u32,
+  last_activity: f64,
+  /// Numeric metrics, in the order they were first set.
+  metrics: Option<Box<SessionMetrics>>,
+  /// In the client's list. While the entry is free, `client_links.next`
+  /// links the free list.
+  client_links: Links,
+  order_links: Links,
+  activity_links: Links,
+}
+
+impl SessionEntry {
+  fn links(&mut self, which: Which) -> &mut Links {
+    match which {
+      Which::Client => &mut self.client_links,
+      Which::Order => &mut self.order_links,
+      Which::Activity => &mut self.activity_links,
+    }
+  }
 }
 
 struct ClientEntry {
   id: Box<str>,
-  head: u32,
-  tail: u32,
-  /// Sessions owned; 0 exactly while the entry is free, when `head` links
-  /// the free list.
+  sessions: List,
+  /// Sessions owned; 0 exactly while the entry is free, when
+  /// `sessions.head` links the free list.
   len: u32,
 }
 
@@ -45,6 +93,8 @@ pub struct MemoryStore {
   free_session: u32,
   session_index: HashTable<u32>,
   session_count: usize,
+  order: List,
+  activity: List,
   clients: Vec<ClientEntry>,
   free_client: u32,
   client_index: HashTable<u32>,
@@ -66,6 +116,8 @@ impl MemoryStore {
       free_session: NIL,
       session_index: HashTable::new(),
       session_count: 0,
+      order: EMPTY,
+      activity: EMPTY,
       clients: Vec::new(),
       free_client: NIL,
       client_index: HashTable::new(),
@@ -95,6 +147,45 @@ impl MemoryStore {
       .copied()
   }
 
+  fn list(&mut self, which: Which, client: u32) -> &mut List {
+    match which {
+      Which::Client => &mut self.clients[client as usize].sessions,
+      Which::Order => &mut self.order,
+      Which::Activity => &mut self.activity,
+    }
+  }
+
+  fn push_back(&mut self, which: Which, slot: u32) {
+    let client = self.sessions[slot as usize].client;
+    let tail = self.list(which, client).tail;
+    *self.sessions[slot as usize].links(which) = Links {
+      prev: tail,
+      next: NIL,
+    };
+    if tail != NIL {
+      self.sessions[tail as usize].links(which).next = slot;
+    } else {
+      self.list(which, client).head = slot;
+    }
+    self.list(which, client).tail = slot;
+  }
+
+  fn unlink(&mut self, which: Which, slot: u32) {
+    let client = self.sessions[slot as usize].client;
+    let Links { prev, next } = *self.sessions[slot as usize].links(which);
+    if prev != NIL {
+      self.sessions[prev as usize].links(which).next = next;
+    } else {
+      self.list(which, client).head = next;
+    }
+    if next != NIL {
+      self.sessions[next as usize].links(which).prev = prev;
+    } else {
+      self.list(which, client).tail = prev;
+    }
+    *self.sessions[slot as usize].links(which) = UNLINKED;
+  }
+
   /// The client entry for `id`, created (and indexed) if it does not exist.
   fn client_for_insert(&mut self, id: &str, hash: u64) -> u32 {
     if let Some(index) = self.find_client(id) {
@@ -102,13 +193,12 @@ impl MemoryStore {
     }
     let entry = ClientEntry {
       id: id.into(),
-      head: NIL,
-      tail: NIL,
+      sessions: EMPTY,
       len: 0,
     };
     let index = if self.free_client != NIL {
       let index = self.free_client;
-      self.free_client = self.clients[index as usize].head;
+      self.free_client = self.clients[index as usize].sessions.head;
       self.clients[index as usize] = entry;
       index
     } else {
@@ -133,41 +223,33 @@ impl MemoryStore {
     self.client_count -= 1;
     let entry = &mut self.clients[index as usize];
     let id = std::mem::take(&mut entry.id);
-    entry.head = self.free_client;
-    entry.tail = NIL;
+    entry.sessions = List {
+      head: self.free_client,
+      tail: NIL,
+    };
     entry.len = 0;
     self.free_client = index;
     id
   }
 
-  /// Takes a session entry out of its client list, the index and the slab.
-  /// Releases the client when this was its last session.
+  /// Takes a session out of every list, the index and the slab. Releases
+  /// the client when this was its last session.
   fn remove_at(&mut self, slot: u32) -> RemovedSession {
-    let (client, prev, next) = {
-      let entry = &self.sessions[slot as usize];
-      (entry.client, entry.prev, entry.next)
-    };
-    if prev != NIL {
-      self.sessions[prev as usize].next = next;
-    } else {
-      self.clients[client as usize].head = next;
-    }
-    if next != NIL {
-      self.sessions[next as usize].prev = prev;
-    } else {
-      self.clients[client as usize].tail = prev;
-    }
+    let client = self.sessions[slot as usize].client;
+    self.unlink(Which::Client, slot);
     self.clients[client as usize].len -= 1;
     let client_id: Rc<str> = if self.clients[client as usize].len == 0 {
       self.release_client(client).into()
     } else {
       (&*self.clients[client as usize].id).into()
     };
-    self.unlink_session(slot, client_id)
+    self.free(slot, client_id)
   }
 
-  /// Frees a session entry that is no longer in any client list.
-  fn unlink_session(&mut self, slot: u32, client_id: Rc<str>) -> RemovedSession {
+  /// Frees a session entry that is no longer in its client's list.
+  fn free(&mut self, slot: u32, client_id: Rc<str>) -> RemovedSession {
+    self.unlink(Which::Order, slot);
+    self.unlink(Which::Activity, slot);
     let hash = self.hash(&self.sessions[slot as usize].id);
     if let Ok(found) = self.session_index.find_entry(hash, |&i| i == slot) {
       found.remove();
@@ -182,8 +264,11 @@ impl MemoryStore {
       registered_at: entry.registered_at,
     };
     entry.client = NIL;
-    entry.prev = NIL;
-    entry.next = self.free_session;
+    entry.metrics = None;
+    entry.client_links = Links {
+      prev: NIL,
+      next: self.free_session,
+    };
     self.free_session = slot;
     removed
   }
@@ -196,17 +281,34 @@ impl MemoryStore {
       slot,
       seq: entry.seq,
       registered_at: entry.registered_at,
+      last_activity: entry.last_activity,
     }
+  }
+
+  fn walk(&self, which: Which, head: u32) -> Walk<'_> {
+    Walk {
+      sessions: &self.sessions,
+      which,
+      next: head,
+    }
+  }
+
+  fn occupied(&self, slot: Slot) -> bool {
+    self
+      .sessions
+      .get(slot as usize)
+      .is_some_and(|e| e.client != NIL)
   }
 }
 
-/// Walks one client's list.
-struct ClientSlots<'a> {
+/// Walks one of the lists.
+struct Walk<'a> {
   sessions: &'a [SessionEntry],
+  which: Which,
   next: u32,
 }
 
-impl Iterator for ClientSlots<'_> {
+impl Iterator for Walk<'_> {
   type Item = Slot;
 
   fn next(&mut self) -> Option<Slot> {
@@ -214,7 +316,12 @@ impl Iterator for ClientSlots<'_> {
       return None;
     }
     let slot = self.next;
-    self.next = self.sessions[slot as usize].next;
+    let entry = &self.sessions[slot as usize];
+    self.next = match self.which {
+      Which::Client => entry.client_links.next,
+      Which::Order => entry.order_links.next,
+      Which::Activity => entry.activity_links.next,
+    };
     Some(slot)
   }
 }
@@ -234,32 +341,30 @@ impl SessionStore for MemoryStore {
     let client = self.client_for_insert(client_id, client_hash);
     let seq = self.next_seq;
     self.next_seq += 1;
-    let tail = self.clients[client as usize].tail;
     let entry = SessionEntry {
       id: session_id.into(),
       client,
       seq,
       registered_at: now,
-      prev: tail,
-      next: NIL,
+      last_activity: now,
+      metrics: None,
+      client_links: UNLINKED,
+      order_links: UNLINKED,
+      activity_links: UNLINKED,
     };
     let slot = if self.free_session != NIL {
       let slot = self.free_session;
-      self.free_session = self.sessions[slot as usize].next;
+      self.free_session = self.sessions[slot as usize].client_links.next;
       self.sessions[slot as usize] = entry;
       slot
     } else {
       self.sessions.push(entry);
       (self.sessions.len() - 1) as u32
     };
-    if tail != NIL {
-      self.sessions[tail as usize].next = slot;
-    } else {
-      self.clients[client as usize].head = slot;
-    }
-    let owner = &mut self.clients[client as usize];
-    owner.tail = slot;
-    owner.len += 1;
+    self.push_back(Which::Client, slot);
+    self.push_back(Which::Order, slot);
+    self.push_back(Which::Activity, slot);
+    self.clients[client as usize].len += 1;
     let sessions = &self.sessions;
     let hasher = &self.hasher;
     self.session_index.insert_unique(session_hash, slot, |&i| {
@@ -274,9 +379,49 @@ impl SessionStore for MemoryStore {
   }
 
   fn get(&self, slot: Slot) -> Option<SessionView<'_>> {
+    self.occupied(slot).then(|| self.view(slot))
+  }
+
+  fn touch(&mut self, slot: Slot, now: f64) {
+    if !self.occupied(slot) {
+      return;
+    }
+    let entry = &mut self.sessions[slot as usize];
+    // A clock that steps back never makes a session look older than it is.
+    entry.last_activity = entry.last_activity.max(now);
+    if self.activity.tail != slot {
+      self.unlink(Which::Activity, slot);
+      self.push_back(Which::Activity, slot);
+    }
+  }
+
+  fn mark_active(&mut self, slot: Slot, now: f64) {
+    if self.occupied(slot) {
+      let entry = &mut self.sessions[slot as usize];
+      entry.last_activity = entry.last_activity.max(now);
+    }
+  }
+
+  fn metrics(&self, slot: Slot) -> &[(Box<str>, f64)] {
     match self.sessions.get(slot as usize) {
-      Some(entry) if entry.client != NIL => Some(self.view(slot)),
-      _ => None,
+      Some(entry) if entry.client != NIL => entry.metrics.as_deref().map_or(&[], |m| m.as_slice()),
+      _ => &[],
+    }
+  }
+
+  fn set_metric(&mut self, slot: Slot, name: &str, value: f64) -> Option<f64> {
+    if !self.occupied(slot) {
+      return None;
+    }
+    let metrics = self.sessions[slot as usize]
+      .metrics
+      .get_or_insert_with(Default::default);
+    match metrics.iter_mut().find(|(key, _)| &**key == name) {
+      Some((_, old)) => Some(std::mem::replace(old, value)),
+      None => {
+        metrics.push((name.into(), value));
+        None
+      }
     }
   }
 
@@ -296,27 +441,29 @@ impl SessionStore for MemoryStore {
     let Some(client) = self.find_client(client_id) else {
       return Vec::new();
     };
-    let mut removed = Vec::with_capacity(self.clients[client as usize].len as usize);
+    let slots: Vec<u32> = self
+      .walk(Which::Client, self.clients[client as usize].sessions.head)
+      .collect();
     let shared: Rc<str> = client_id.into();
-    let mut slot = self.clients[client as usize].head;
-    while slot != NIL {
-      let next = self.sessions[slot as usize].next;
-      removed.push(self.unlink_session(slot, shared.clone()));
-      slot = next;
-    }
+    let removed = slots
+      .into_iter()
+      .map(|slot| self.free(slot, shared.clone()))
+      .collect();
     self.release_client(client);
     removed
   }
 
+  fn remove_all(&mut self) -> Vec<RemovedSession> {
+    let slots: Vec<u32> = self.walk(Which::Order, self.order.head).collect();
+    slots.into_iter().map(|slot| self.remove_at(slot)).collect()
+  }
+
   fn client_slots(&self, client_id: &str) -> impl Iterator<Item = Slot> + '_ {
     let head = match self.find_client(client_id) {
-      Some(client) => self.clients[client as usize].head,
+      Some(client) => self.clients[client as usize].sessions.head,
       None => NIL,
     };
-    ClientSlots {
-      sessions: &self.sessions,
-      next: head,
-    }
+    self.walk(Which::Client, head)
   }
 
   fn client_len(&self, client_id: &str) -> usize {
@@ -326,9 +473,22 @@ impl SessionStore for MemoryStore {
   }
 
   fn sessions(&self) -> impl Iterator<Item = SessionView<'_>> + '_ {
-    (0..self.sessions.len() as u32)
-      .filter(|&slot| self.sessions[slot as usize].client != NIL)
+    self
+      .walk(Which::Order, self.order.head)
       .map(|slot| self.view(slot))
+  }
+
+  fn sessions_after(&self, slot: Slot, seq: u64) -> Option<impl Iterator<Item = Slot> + '_> {
+    match self.sessions.get(slot as usize) {
+      Some(entry) if entry.client != NIL && entry.seq == seq => {
+        Some(self.walk(Which::Order, entry.order_links.next))
+      }
+      _ => None,
+    }
+  }
+
+  fn by_activity(&self) -> impl Iterator<Item = Slot> + '_ {
+    self.walk(Which::Activity, self.activity.head)
   }
 
   fn clients(&self) -> impl Iterator<Item = (&str, usize)> + '_ {

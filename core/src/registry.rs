@@ -3,8 +3,19 @@
 use std::collections::HashMap;
 
 use crate::close::{CloseOrder, CloseOutcome, CloseReason, CloseReport, CloseTracker, Ticket};
+use crate::cursor::Cursor;
+use crate::metrics::{Metrics, MetricsRecorder};
+use crate::policy::{LimitScope, Policy};
 use crate::store::SessionStore;
+use crate::store::{RemovedSession, SessionView};
 use crate::{Error, MemoryStore, Slot};
+
+/// What `getSessionInfo` reports about a session, borrowed from the registry.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionInfo<'a> {
+  pub view: SessionView<'a>,
+  pub metrics: &'a [(Box<str>, f64)],
+}
 
 /// What `unregister` found.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +37,9 @@ pub enum Unregister {
 pub struct Registry<S: SessionStore = MemoryStore> {
   store: S,
   closes: CloseTracker,
+  policy: Policy,
+  metrics: MetricsRecorder,
+  disposed: bool,
   /// Clients whose session count changed since the last
   /// [`Registry::take_client_changes`], so that a mirror of the counts can
   /// be brought up to date without a full scan.
@@ -70,6 +84,9 @@ impl<S: SessionStore> Registry<S> {
     Registry {
       store,
       closes: CloseTracker::default(),
+      policy: Policy::default(),
+      metrics: MetricsRecorder::default(),
+      disposed: false,
       changed_clients: HashMap::new(),
       change_order: 0,
     }
@@ -80,20 +97,296 @@ impl<S: SessionStore> Registry<S> {
     &self.store
   }
 
+  /// The lifecycle policy in force.
+  pub fn policy(&self) -> &Policy {
+    &self.policy
+  }
+
+  /// Replaces the lifecycle policy; sessions already registered stay even
+  /// if they exceed new limits.
+  pub fn set_policy(&mut self, policy: Policy) {
+    self.policy = policy;
+  }
+
   /// Registers `session_id` under `client_id` and returns its slot.
   ///
-  /// Fails on empty ids and on an id that is already registered; the error
-  /// names the registration that stays.
+  /// Fails on empty ids, on an id that is already registered (the error
+  /// names the registration that stays), when a limit is reached, and after
+  /// [`Registry::dispose`]. Admission is checked and granted in one step.
   pub fn register(&mut self, client_id: &str, session_id: &str, now: f64) -> Result<Slot, Error> {
+    self.admit(client_id, session_id)?;
+    if let Some(scope) = self.full(client_id) {
+      return Err(self.limit_error(scope, client_id));
+    }
+    self.insert(client_id, session_id, now)
+  }
+
+  /// Registers a session in a full registry by closing `victim` (a
+  /// registration seen in [`Registry::eviction_candidates`]) to make room, in
+  /// one step. If the registry is no longer full the victim stays; if it is
+  /// full and the victim is gone or would not make room, this fails with the
+  /// limit error and changes nothing.
+  pub fn register_evicting(
+    &mut self,
+    client_id: &str,
+    session_id: &str,
+    victim: (Slot, u64),
+    now: f64,
+  ) -> Result<(Slot, Option<CloseOrder>), Error> {
+    self.admit(client_id, session_id)?;
+    let Some(scope) = self.full(client_id) else {
+      return self
+        .insert(client_id, session_id, now)
+        .map(|slot| (slot, None));
+    };
+    let makes_room = self.store.get(victim.0).is_some_and(|view| {
+      view.seq == victim.1 && (scope == LimitScope::Registry || view.client_id == client_id)
+    });
+    if !makes_room {
+      return Err(self.limit_error(scope, client_id));
+    }
+    let order = self.close_registration(victim.0, victim.1, CloseReason::Evicted, now);
+    let slot = self.insert(client_id, session_id, now)?;
+    Ok((slot, order))
+  }
+
+  /// Which limit a new session of `client_id` would break now.
+  pub fn full(&self, client_id: &str) -> Option<LimitScope> {
+    self
+      .policy
+      .full(self.store.session_count(), self.store.client_len(client_id))
+  }
+
+  /// Registrations that could make room for a session of `client_id` under
+  /// `scope`, least recently active first: `take` of them after skipping
+  /// `skip`.
+  pub fn eviction_candidates(
+    &self,
+    scope: LimitScope,
+    client_id: &str,
+    skip: usize,
+    take: usize,
+  ) -> Vec<(Slot, u64)> {
+    match scope {
+      LimitScope::Registry => self
+        .store
+        .by_activity()
+        .skip(skip)
+        .take(take)
+        .filter_map(|slot| self.store.get(slot).map(|view| (slot, view.seq)))
+        .collect(),
+      LimitScope::Client => {
+        let mut views: Vec<SessionView<'_>> = self
+          .store
+          .client_slots(client_id)
+          .filter_map(|slot| self.store.get(slot))
+          .collect();
+        views.sort_by(|a, b| {
+          a.last_activity
+            .total_cmp(&b.last_activity)
+            .then(a.seq.cmp(&b.seq))
+        });
+        views
+          .into_iter()
+          .skip(skip)
+          .take(take)
+          .map(|view| (view.slot, view.seq))
+          .collect()
+      }
+    }
+  }
+
+  /// The error for a registration refused by `scope`.
+  pub fn limit_error(&self, scope: LimitScope, client_id: &str) -> Error {
+    match scope {
+      LimitScope::Registry => Error::SessionLimit {
+        max: self.policy.max_sessions.unwrap_or(0),
+      },
+      LimitScope::Client => Error::ClientSessionLimit {
+        client_id: client_id.to_owned(),
+        max: self.policy.max_sessions_per_client.unwrap_or(0),
+      },
+    }
+  }
+
+  /// Everything that refuses a registration before limits are looked at:
+  /// bad ids, a disposed registry, an id already taken.
+  fn admit(&self, client_id: &str, session_id: &str) -> Result<(), Error> {
     if client_id.is_empty() {
       return Err(Error::EmptyClientId);
     }
     if session_id.is_empty() {
       return Err(Error::EmptySessionId);
     }
+    if self.disposed {
+      return Err(Error::Disposed);
+    }
+    if let Some(slot) = self.store.slot_of(session_id) {
+      let owner = self.store.get(slot).map_or("", |view| view.client_id);
+      return Err(Error::AlreadyRegistered {
+        session_id: session_id.to_owned(),
+        client_id: owner.to_owned(),
+        slot,
+      });
+    }
+    Ok(())
+  }
+
+  fn insert(&mut self, client_id: &str, session_id: &str, now: f64) -> Result<Slot, Error> {
     let (slot, _) = self.store.insert(client_id, session_id, now)?;
     self.client_changed(client_id, true);
+    self.metrics.registered();
     Ok(slot)
+  }
+
+  /// Records activity of a registered session: its last activity time and
+  /// its place among the most recently active.
+  pub fn touch(&mut self, slot: Slot, now: f64) {
+    self.store.touch(slot, now);
+  }
+
+  /// Records that a lookup handed the session out. The same as
+  /// [`Registry::touch`] when the policy evicts across the registry (the
+  /// only use of the activity order); otherwise only the time is kept,
+  /// which spares lookups the reordering.
+  pub fn note_lookup(&mut self, slot: Slot, now: f64) {
+    if self.policy.evict_idle && self.policy.max_sessions.is_some() {
+      self.store.touch(slot, now);
+    } else {
+      self.store.mark_active(slot, now);
+    }
+  }
+
+  /// Records activity of a session by id; `false` when it is not registered.
+  pub fn touch_session(&mut self, session_id: &str, now: f64) -> bool {
+    match self.store.slot_of(session_id) {
+      Some(slot) => {
+        self.store.touch(slot, now);
+        true
+      }
+      None => false,
+    }
+  }
+
+  /// Merges numeric metrics into a session's record (a name set again is
+  /// replaced) and keeps the totals in step; `false` when the session is not
+  /// registered. Non-finite values are the caller's to refuse.
+  pub fn update_metrics(&mut self, session_id: &str, updates: &[(&str, f64)]) -> bool {
+    let Some(slot) = self.store.slot_of(session_id) else {
+      return false;
+    };
+    for &(name, value) in updates {
+      let old = self.store.set_metric(slot, name, value);
+      self.metrics.metric_changed(name, old, value);
+    }
+    true
+  }
+
+  /// What `getSessionInfo` reports about the session in `slot`.
+  pub fn session_info(&self, slot: Slot) -> Option<SessionInfo<'_>> {
+    let view = self.store.get(slot)?;
+    Some(SessionInfo {
+      view,
+      metrics: self.store.metrics(slot),
+    })
+  }
+
+  /// The aggregate metrics since the registry was created.
+  pub fn metrics(&self) -> Metrics {
+    self.metrics.snapshot()
+  }
+
+  /// One page of registrations in registration order, all of them or one
+  /// client's, after `after`; with the cursor of the next page if there is
+  /// one. A cursor whose session is gone still resumes at the right place.
+  pub fn list(
+    &self,
+    client_id: Option<&str>,
+    after: Option<Cursor>,
+    limit: usize,
+  ) -> (Vec<Slot>, Option<Cursor>) {
+    let after_seq = after.map_or(0, |cursor| cursor.seq);
+    let seq_of = |slot: Slot| self.store.get(slot).map_or(0, |view| view.seq);
+    let mut page: Vec<Slot> = match (client_id, after) {
+      (None, Some(cursor)) => match self.store.sessions_after(cursor.slot, cursor.seq) {
+        Some(rest) => rest.take(limit + 1).collect(),
+        None => self
+          .store
+          .sessions()
+          .filter(|view| view.seq > after_seq)
+          .map(|view| view.slot)
+          .take(limit + 1)
+          .collect(),
+      },
+      (None, None) => self
+        .store
+        .sessions()
+        .map(|view| view.slot)
+        .take(limit + 1)
+        .collect(),
+      (Some(client), _) => self
+        .store
+        .client_slots(client)
+        .filter(|&slot| seq_of(slot) > after_seq)
+        .take(limit + 1)
+        .collect(),
+    };
+    let more = page.len() > limit;
+    page.truncate(limit);
+    let next = match (more, page.last()) {
+      (true, Some(&slot)) => Some(Cursor {
+        seq: seq_of(slot),
+        slot,
+      }),
+      _ => None,
+    };
+    (page, next)
+  }
+
+  /// Whether the session in `slot` is past the idle timeout.
+  pub fn idle_expired(&self, slot: Slot, now: f64) -> bool {
+    self
+      .store
+      .get(slot)
+      .is_some_and(|view| self.policy.idle_expired(view.last_activity, now))
+  }
+
+  /// Removes every session for closing with reason `Shutdown`.
+  pub fn close_all(&mut self, now: f64) -> Vec<CloseOrder> {
+    let removed = self.store.remove_all();
+    let mut orders = Vec::with_capacity(removed.len());
+    for session in removed {
+      self.client_changed(&session.client_id, false);
+      orders.push(self.begin(session, CloseReason::Shutdown, now));
+    }
+    orders
+  }
+
+  /// Refuses every later registration. Idempotent.
+  pub fn dispose(&mut self) {
+    self.disposed = true;
+  }
+
+  pub fn is_disposed(&self) -> bool {
+    self.disposed
+  }
+
+  /// Notes that a close's `close()` has been called.
+  pub fn start_close(&mut self, ticket: Ticket, now: f64) {
+    self.closes.start(ticket, now);
+  }
+
+  /// How many more closes may start now under `max_concurrent_closes`.
+  pub fn close_capacity(&self) -> usize {
+    self
+      .policy
+      .max_concurrent_closes
+      .saturating_sub(self.closes.running())
+  }
+
+  fn begin(&mut self, removed: RemovedSession, reason: CloseReason, now: f64) -> CloseOrder {
+    self.metrics.removed(reason, now - removed.registered_at);
+    self.closes.begin(removed, reason, now)
   }
 
   /// The slot of a registered session.
@@ -106,7 +399,7 @@ impl<S: SessionStore> Registry<S> {
     match self.store.remove(session_id) {
       Some(removed) => {
         self.client_changed(&removed.client_id, false);
-        Unregister::Close(self.closes.begin(removed, CloseReason::Unregister, now))
+        Unregister::Close(self.begin(removed, CloseReason::Unregister, now))
       }
       None => match self.closes.in_flight(session_id) {
         Some(ticket) => Unregister::AlreadyClosing(ticket),
@@ -123,7 +416,7 @@ impl<S: SessionStore> Registry<S> {
     }
     removed
       .into_iter()
-      .map(|removed| self.closes.begin(removed, CloseReason::CleanupClient, now))
+      .map(|removed| self.begin(removed, CloseReason::CleanupClient, now))
       .collect()
   }
 
@@ -149,13 +442,15 @@ impl<S: SessionStore> Registry<S> {
   ) -> Option<CloseOrder> {
     let removed = self.store.remove_registration(slot, seq)?;
     self.client_changed(&removed.client_id, false);
-    Some(self.closes.begin(removed, reason, now))
+    Some(self.begin(removed, reason, now))
   }
 
   /// Records how a close ended. Only the first report of a ticket counts;
   /// later ones return `None`.
   pub fn settle(&mut self, ticket: Ticket, outcome: CloseOutcome, now: f64) -> Option<CloseReport> {
-    self.closes.settle(ticket, outcome, now)
+    let report = self.closes.settle(ticket, outcome, now)?;
+    self.metrics.close_ended(outcome, report.duration_ms);
+    Some(report)
   }
 
   /// The session and client ids of a close in flight.

@@ -22,6 +22,8 @@ pub struct SessionView<'a> {
   pub seq: u64,
   /// The `now` passed to [`SessionStore::insert`].
   pub registered_at: f64,
+  /// The latest `now` passed to [`SessionStore::touch`], or `registered_at`.
+  pub last_activity: f64,
 }
 
 /// A session taken out of the store, owned by the caller from now on.
@@ -54,6 +56,21 @@ pub trait SessionStore {
   /// The session in `slot`, if the slot is occupied.
   fn get(&self, slot: Slot) -> Option<SessionView<'_>>;
 
+  /// Records activity: sets the session's last activity (never backwards)
+  /// and makes it the most recently active. Does nothing for a free slot.
+  fn touch(&mut self, slot: Slot, now: f64);
+
+  /// Sets the session's last activity (never backwards) without changing
+  /// its place in the activity order.
+  fn mark_active(&mut self, slot: Slot, now: f64);
+
+  /// The session's numeric metrics, in the order they were first set.
+  fn metrics(&self, slot: Slot) -> &[(Box<str>, f64)];
+
+  /// Sets one metric and returns its previous value. Does nothing for a
+  /// free slot.
+  fn set_metric(&mut self, slot: Slot, name: &str, value: f64) -> Option<f64>;
+
   /// Removes one session; `None` when it is not registered.
   fn remove(&mut self, session_id: &str) -> Option<RemovedSession>;
 
@@ -63,14 +80,24 @@ pub trait SessionStore {
   /// Removes every session of a client, in registration order.
   fn remove_client(&mut self, client_id: &str) -> Vec<RemovedSession>;
 
+  /// Removes every session, in registration order.
+  fn remove_all(&mut self) -> Vec<RemovedSession>;
+
   /// The slots of a client's sessions, in registration order.
   fn client_slots(&self, client_id: &str) -> impl Iterator<Item = Slot> + '_;
 
   /// How many sessions a client owns (0 for an unknown client).
   fn client_len(&self, client_id: &str) -> usize;
 
-  /// Every registered session, in no particular order.
+  /// Every registered session, in registration order.
   fn sessions(&self) -> impl Iterator<Item = SessionView<'_>> + '_;
+
+  /// The slots registered after registration `(slot, seq)`, in registration
+  /// order; `None` when that registration is gone.
+  fn sessions_after(&self, slot: Slot, seq: u64) -> Option<impl Iterator<Item = Slot> + '_>;
+
+  /// Every session's slot, least recently active first.
+  fn by_activity(&self) -> impl Iterator<Item = Slot> + '_;
 
   /// Every client with its session count, in no particular order.
   fn clients(&self) -> impl Iterator<Item = (&str, usize)> + '_;
