@@ -140,7 +140,15 @@ impl<S: SessionStore> Registry<S> {
         .map(|slot| (slot, None));
     };
     let makes_room = self.store.get(victim.0).is_some_and(|view| {
-      view.seq == victim.1 && (scope == LimitScope::Registry || view.client_id == client_id)
+      let ours = view.client_id == client_id;
+      let in_scope = scope == LimitScope::Registry || ours;
+      // Room means no limit binds once the victim is gone (after a policy
+      // change, one eviction may not be enough).
+      let after = self.policy.full(
+        self.store.session_count() - 1,
+        self.store.client_len(client_id) - usize::from(ours),
+      );
+      view.seq == victim.1 && in_scope && after.is_none()
     });
     if !makes_room {
       return Err(self.limit_error(scope, client_id));
@@ -305,30 +313,34 @@ impl<S: SessionStore> Registry<S> {
     after: Option<Cursor>,
     limit: usize,
   ) -> (Vec<Slot>, Option<Cursor>) {
+    // A page has at least one row; one more is read to know whether a next
+    // page exists.
+    let limit = limit.max(1);
+    let probe = limit.saturating_add(1);
     let after_seq = after.map_or(0, |cursor| cursor.seq);
     let seq_of = |slot: Slot| self.store.get(slot).map_or(0, |view| view.seq);
     let mut page: Vec<Slot> = match (client_id, after) {
       (None, Some(cursor)) => match self.store.sessions_after(cursor.slot, cursor.seq) {
-        Some(rest) => rest.take(limit + 1).collect(),
+        Some(rest) => rest.take(probe).collect(),
         None => self
           .store
           .sessions()
           .filter(|view| view.seq > after_seq)
           .map(|view| view.slot)
-          .take(limit + 1)
+          .take(probe)
           .collect(),
       },
       (None, None) => self
         .store
         .sessions()
         .map(|view| view.slot)
-        .take(limit + 1)
+        .take(probe)
         .collect(),
       (Some(client), _) => self
         .store
         .client_slots(client)
         .filter(|&slot| seq_of(slot) > after_seq)
-        .take(limit + 1)
+        .take(probe)
         .collect(),
     };
     let more = page.len() > limit;
