@@ -246,7 +246,17 @@ impl NitySessionRegistry {
         "ERR_INVALID_CLIENT_ID",
       )),
       Some(slots) if slots.is_empty() => unknown(env, js::array(env, 0)?),
-      Some(slots) => unknown(env, self.js.pick(env, &slots)?),
+      Some(slots) => {
+        // Handing the sessions out counts as their activity.
+        let now = self.now(env);
+        {
+          let mut core = self.core.borrow_mut();
+          for &slot in &slots {
+            core.note_lookup(slot, now);
+          }
+        }
+        unknown(env, self.js.pick(env, &slots)?)
+      }
     }
   }
 
@@ -261,7 +271,12 @@ impl NitySessionRegistry {
         "sessionId",
         "ERR_INVALID_SESSION_ID",
       )),
-      Some(Some(slot)) => unknown(env, self.js.handle(env, slot)?),
+      Some(Some(slot)) => {
+        // Handing the session out counts as its activity.
+        let now = self.now(env);
+        self.core.borrow_mut().note_lookup(slot, now);
+        unknown(env, self.js.handle(env, slot)?)
+      }
       Some(None) => unknown(env, js::undefined(env)?),
     }
   }
