@@ -79,6 +79,8 @@ pub struct Closing {
   /// Pumps running right now (a `close()` may start a nested cleanup).
   pumping: u32,
   pump_scheduled: bool,
+  /// When the current slice of bulk work began.
+  slice: Option<Instant>,
   /// Recent cost of ending a close, in seconds. Closes that settle at once
   /// end in the same turn of the event loop as their slice, so a slice
   /// budgets for their endings too.
@@ -287,7 +289,11 @@ impl NitySessionRegistry {
     if self.closing.borrow().pumping > 0 {
       return;
     }
-    self.closing.borrow_mut().pumping += 1;
+    {
+      let mut closing = self.closing.borrow_mut();
+      closing.pumping += 1;
+      closing.slice = Some(started);
+    }
     let mut count = 0usize;
     loop {
       let endings = count as f64 * self.closing.borrow().end_cost;
@@ -410,9 +416,27 @@ impl NitySessionRegistry {
       closing.end_cost = 0.9 * closing.end_cost + 0.1 * took;
       !closing.queue.is_empty() && !closing.pump_scheduled
     };
-    // A close ending frees room under the concurrency limit.
+    // A close ending frees room under the concurrency limit. The refill runs
+    // once the promise jobs queued so far have run (closes that settle
+    // together then refill in one burst): in the same turn while the slice
+    // lasts, else in the next.
     if queued {
-      self.pump(env, this, Instant::now());
+      let in_slice = self
+        .closing
+        .borrow()
+        .slice
+        .is_some_and(|slice| slice.elapsed() < SLICE);
+      self.closing.borrow_mut().pump_scheduled = true;
+      let scheduled = if in_slice {
+        schedule_microtask(env, this, on_pump, 1)
+      } else {
+        schedule(env, this, on_pump, 0)
+      };
+      if scheduled.is_err() {
+        js::clear_pending(env);
+        self.closing.borrow_mut().pump_scheduled = false;
+        self.pump(env, this, Instant::now());
+      }
     }
   }
 }
@@ -425,14 +449,35 @@ pub fn schedule(
   callback: unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> Value,
   tag: usize,
 ) -> Result<()> {
+  defer(env, this, callback, tag, c"setImmediate")
+}
+
+/// `queueMicrotask(callback.bind(this))`: runs once the promise jobs queued
+/// so far have run, in the same turn of the event loop.
+pub fn schedule_microtask(
+  env: &Env,
+  this: Value,
+  callback: unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> Value,
+  tag: usize,
+) -> Result<()> {
+  defer(env, this, callback, tag, c"queueMicrotask")
+}
+
+fn defer(
+  env: &Env,
+  this: Value,
+  callback: unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> Value,
+  tag: usize,
+  via: &std::ffi::CStr,
+) -> Result<()> {
   let function = js::function_with_tag(env, "nityRegistryContinue", callback, tag)?;
   let bound = js::bind(env, function, this)?;
-  let set_immediate = js::get(env, js::global(env)?, c"setImmediate")?;
-  match js::call(env, js::undefined(env)?, set_immediate, &[bound])? {
+  let scheduler = js::get(env, js::global(env)?, via)?;
+  match js::call(env, js::undefined(env)?, scheduler, &[bound])? {
     Ok(_) => Ok(()),
     Err(_) => Err(napi::Error::new(
       napi::Status::GenericFailure,
-      "setImmediate failed".to_owned(),
+      "scheduling failed".to_owned(),
     )),
   }
 }
@@ -454,8 +499,13 @@ unsafe extern "C" fn on_pump(raw_env: sys::napi_env, info: sys::napi_callback_in
   let _ = (|| -> Result<()> {
     let info = unsafe { js::callback_info(&env, info) }?;
     let registry = unsafe { registry_of(raw_env, info.this) }?;
+    // Tag 1: a refill in the same turn, still within the slice it began in.
+    let started = match (info.tag, registry.closing.borrow().slice) {
+      (1, Some(slice)) => slice,
+      _ => Instant::now(),
+    };
     registry.closing.borrow_mut().pump_scheduled = false;
-    registry.pump(&env, info.this, Instant::now());
+    registry.pump(&env, info.this, started);
     Ok(())
   })();
   js::clear_pending(&env);

@@ -166,21 +166,23 @@ impl NitySessionRegistry {
       {
         deadlines.due.pop_front();
       }
-      let earliest = deadlines.due.front().map(|&(due, _)| due);
-      if earliest.is_some() && deadlines.armed_for == earliest {
+      // Deadlines only grow (now + the same timeout), so an armed timer is
+      // never late for a newer close; closes that settled before their
+      // deadline are skipped when it fires. Re-arming per close would cost
+      // two timer calls each.
+      if deadlines.armed_for.is_some() {
         return;
       }
+      let earliest = deadlines.due.front().map(|&(due, _)| due);
       deadlines.armed_for = earliest;
       earliest
     };
-    let result = match earliest {
-      Some(due) => {
-        let ms = due - self.now(env);
-        js::function_with_tag(env, "closeDeadline", on_timer, 1)
-          .and_then(|native| self.js.arm(env, this, TimerKind::Deadlines, ms, native, 1))
-      }
-      None => self.js.disarm(env, TimerKind::Deadlines),
+    let Some(due) = earliest else {
+      return;
     };
+    let ms = due - self.now(env);
+    let result = js::function_with_tag(env, "closeDeadline", on_timer, 1)
+      .and_then(|native| self.js.arm(env, this, TimerKind::Deadlines, ms, native, 1));
     if result.is_err() {
       js::clear_pending(env);
     }
