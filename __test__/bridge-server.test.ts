@@ -1,0 +1,98 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import type { NitySessionClosedEvent } from 'nity-session-registry'
+import { startBridgeServer, type BridgeEvent, type BridgeServer } from '../examples/bridge-server/server'
+import { ManualClock } from './helpers/clock'
+import { flush } from './helpers/sessions'
+
+let server: BridgeServer | undefined
+afterEach(async () => {
+  await server?.close()
+  server = undefined
+})
+
+async function connect(url: string, name: string): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+  const client = new Client({ name, version: '1.0.0' })
+  const transport = new StreamableHTTPClientTransport(new URL(url))
+  await client.connect(transport)
+  return { client, transport }
+}
+
+function text(result: unknown): string {
+  const content = (result as { content: { type: string; text: string }[] }).content
+  return content.map((part) => part.text).join('')
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 5))
+  expect(condition()).toBe(true)
+}
+
+describe('the bridge server, driven by the MCP SDK client', () => {
+  it('connects, runs a task, reports stats, and closes the client’s sessions on disconnect', async () => {
+    const closed: NitySessionClosedEvent[] = []
+    server = await startBridgeServer({
+      onEvent: (event: BridgeEvent) => {
+        if (event.kind === 'session-closed') closed.push(event.event)
+      },
+    })
+    const { client, transport } = await connect(server.url, 'kilo-code')
+    const tools = await client.listTools()
+    expect(tools.tools.map((tool) => tool.name).sort()).toEqual(['registry_stats', 'send_task', 'session_health'])
+
+    const result = await client.callTool({ name: 'send_task', arguments: { taskType: 'summarize', prompt: 'one two\nthree' } })
+    expect(result.isError).toBeFalsy()
+    expect(text(result)).toBe('3 words in 2 lines')
+    const todos = await client.callTool({ name: 'send_task', arguments: { taskType: 'find-todos', prompt: 'a\n// TODO: b' } })
+    expect(text(todos)).toBe('2: // TODO: b')
+
+    const [clientId] = [...server.clients().values()]
+    expect(clientId).toMatch(/^kilo-code\//)
+    const stats = JSON.parse(text(await client.callTool({ name: 'registry_stats', arguments: {} })))
+    // The second task reused the first, healthy session.
+    expect(stats).toMatchObject({ totalSessions: 1, activeClients: 1, sessionsByClient: { [clientId!]: 1 } })
+    const health = JSON.parse(text(await client.callTool({ name: 'session_health', arguments: {} })))
+    expect(health).toEqual([expect.objectContaining({ state: 'completed', errorCount: 0, isTimedOut: false })])
+
+    await transport.terminateSession()
+    await client.close()
+    await until(() => server!.registry.getStats().totalSessions === 0)
+    expect(server.registry.getClientSessions(clientId!)).toEqual([])
+    expect(closed).toEqual([expect.objectContaining({ clientId, reason: 'cleanupClient' })])
+    expect(server.clients().size).toBe(0)
+  })
+
+  it('keeps editors apart and reports a busy session', async () => {
+    server = await startBridgeServer()
+    const cursor = await connect(server.url, 'cursor')
+    const vscode = await connect(server.url, 'vscode')
+    const slow = cursor.client.callTool({ name: 'send_task', arguments: { taskType: 'wait', prompt: '300' } })
+    await until(() => server!.registry.getStats().totalSessions === 1)
+    const busy = await cursor.client.callTool({ name: 'send_task', arguments: { taskType: 'summarize', prompt: 'x' } })
+    expect(busy.isError).toBe(true)
+    expect(text(busy)).toBe('Session is busy')
+    const other = await vscode.client.callTool({ name: 'send_task', arguments: { taskType: 'summarize', prompt: 'x y' } })
+    expect(text(other)).toBe('2 words in 1 lines')
+    expect(text(await slow)).toBe('waited 300 ms')
+    expect(server.registry.getStats().activeClients).toBe(2)
+    await cursor.client.close()
+    await vscode.client.close()
+  })
+
+  it('closes the sessions of a client that vanished without a goodbye, within the idle window', async () => {
+    const clock = new ManualClock()
+    server = await startBridgeServer({ clock, idleTimeoutMs: 30_000, cleanupIntervalMs: 5_000 })
+    const { client } = await connect(server.url, 'vscode')
+    await client.callTool({ name: 'send_task', arguments: { taskType: 'summarize', prompt: 'x' } })
+    // The editor drops its connection: no DELETE, nothing said.
+    await client.close()
+    expect(server.registry.getStats().totalSessions).toBe(1)
+    clock.advance(20_000)
+    await flush()
+    expect(server.registry.getStats().totalSessions).toBe(1)
+    clock.advance(20_000)
+    await until(() => server!.registry.getStats().totalSessions === 0)
+    expect(server.registry.getMetrics().closesByReason.idle).toBe(1)
+  })
+})
