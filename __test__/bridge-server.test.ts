@@ -96,3 +96,30 @@ describe('the bridge server, driven by the MCP SDK client', () => {
     expect(server.registry.getMetrics().closesByReason.idle).toBe(1)
   })
 })
+
+describe('npm run demo', () => {
+  it('plays the whole scenario by itself and ends with the summary', async () => {
+    const { execFile } = await import('node:child_process')
+    const { join } = await import('node:path')
+    const root = join(__dirname, '..')
+    const output = await new Promise<string>((resolve, reject) => {
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', join(root, 'examples', 'bridge-server', 'demo.ts')],
+        { cwd: root, timeout: 60_000 },
+        (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)),
+      )
+    })
+    expect(output).toContain('Session is busy')
+    expect(output).toMatch(/timed out after 2000 ms/)
+    expect(output).toMatch(/closed kilo-code\/\S+ \(idle\)/)
+    expect(output).toMatch(/summary\n {2}editors connected: {3}4\n/)
+    // However the timing falls on a loaded machine, every session ends closed.
+    const registered = Number(/sessions registered: +(\d+)/.exec(output)?.[1])
+    const closed = Number(/sessions closed: +(\d+)/.exec(output)?.[1])
+    expect(registered).toBeGreaterThanOrEqual(4)
+    expect(closed).toBe(registered)
+    expect(output).toMatch(/stale [1-9]/)
+    expect(output).toMatch(/idle [1-9]/)
+  }, 90_000)
+})

@@ -105,9 +105,12 @@ export async function startBridgeServer(options: BridgeServerOptions = {}): Prom
     emit({ kind: 'task-started', clientId, sessionId: session.id, taskType })
     try {
       const result = await session.sendTask(taskType, prompt)
+      // The session was busy until now: its idle time starts here.
+      registry.touch(session.id)
       emit({ kind: 'task-done', clientId, sessionId: session.id, taskType, ok: true, output: result.output })
       return result.output
     } catch (error) {
+      registry.touch(session.id)
       const output = error instanceof Error ? error.message : String(error)
       emit({ kind: 'task-done', clientId, sessionId: session.id, taskType, ok: false, output })
       throw error
