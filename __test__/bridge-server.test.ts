@@ -94,6 +94,8 @@ describe('the bridge server, driven by the MCP SDK client', () => {
     clock.advance(20_000)
     await until(() => server!.registry.getStats().totalSessions === 0)
     expect(server.registry.getMetrics().closesByReason.idle).toBe(1)
+    // Its MCP session went with it.
+    expect(server.clients().size).toBe(0)
   })
 })
 

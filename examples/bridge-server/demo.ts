@@ -57,6 +57,9 @@ class LiveView {
       case 'disconnected':
         this.note(`${event.clientId} said goodbye: ${event.cleaned} session(s) closed`)
         break
+      case 'dropped':
+        this.note(`${event.clientId} went silent: its MCP session is closed`)
+        break
       case 'task-started':
         row(event.clientId).running += 1
         break
@@ -248,6 +251,7 @@ async function main(): Promise<void> {
       onEvent: (event) => {
         if (event.kind === 'connected') console.log(`${event.clientId} connected`)
         if (event.kind === 'disconnected') console.log(`${event.clientId} disconnected, cleaned ${event.cleaned} sessions`)
+        if (event.kind === 'dropped') console.log(`${event.clientId} went silent; its MCP session is closed`)
         if (event.kind === 'session-closed') console.log(`closed ${event.event.sessionId} (${event.event.reason})`)
       },
     })

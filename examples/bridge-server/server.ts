@@ -39,6 +39,7 @@ export interface BridgeServerOptions {
 export type BridgeEvent =
   | { kind: 'connected'; clientId: string; editor: string }
   | { kind: 'disconnected'; clientId: string; cleaned: number }
+  | { kind: 'dropped'; clientId: string }
   | { kind: 'task-started'; clientId: string; sessionId: string; taskType: string }
   | { kind: 'task-done'; clientId: string; sessionId: string; taskType: string; ok: boolean; output: string }
   | { kind: 'busy'; clientId: string }
@@ -56,18 +57,42 @@ export interface BridgeServer {
 interface Connection {
   transport: StreamableHTTPServerTransport
   clientId: string
+  /** When the editor last sent a request, on the registry's clock. */
+  lastRequest: number
 }
 
 export async function startBridgeServer(options: BridgeServerOptions = {}): Promise<BridgeServer> {
   const emit = options.onEvent ?? (() => {})
+  const idleTimeoutMs = options.idleTimeoutMs ?? 60_000
+  const now = () => options.clock?.now() ?? Date.now()
+  const connections = new Map<string, Connection>()
   const registry = new NitySessionRegistry<LocalSession>({
     cleanupIntervalMs: options.cleanupIntervalMs ?? 15_000,
-    idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
+    idleTimeoutMs,
     maxSessionsPerClient: options.maxSessionsPerClient ?? 4,
     clock: options.clock,
-    onSessionClosed: (event) => emit({ kind: 'session-closed', event }),
+    onSessionClosed: (event) => {
+      emit({ kind: 'session-closed', event })
+      if (event.reason === 'idle') forgetSilentClient(event.clientId)
+    },
   })
-  const connections = new Map<string, Connection>()
+
+  /**
+   * An editor that vanished without a goodbye leaves its MCP session behind
+   * too. Once its last Nity session is closed as idle and it has sent
+   * nothing for as long, the MCP session is closed as well (an editor that
+   * comes back simply connects again).
+   */
+  function forgetSilentClient(clientId: string): void {
+    if (registry.getClientSessions(clientId).length > 0) return
+    for (const [id, connection] of connections) {
+      if (connection.clientId === clientId && now() - connection.lastRequest > idleTimeoutMs) {
+        connections.delete(id)
+        void connection.transport.close()
+        emit({ kind: 'dropped', clientId })
+      }
+    }
+  }
 
   // The seed document's handlers, made real.
   function onClientConnect(clientId: string): LocalSession {
@@ -159,6 +184,7 @@ export async function startBridgeServer(options: BridgeServerOptions = {}): Prom
     const sessionId = req.headers['mcp-session-id']
     const existing = typeof sessionId === 'string' ? connections.get(sessionId) : undefined
     if (existing !== undefined) {
+      existing.lastRequest = now()
       await existing.transport.handleRequest(req, res, body)
       return
     }
@@ -173,7 +199,7 @@ export async function startBridgeServer(options: BridgeServerOptions = {}): Prom
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
-        connection = { transport, clientId: `${editor}/${id.slice(0, 8)}` }
+        connection = { transport, clientId: `${editor}/${id.slice(0, 8)}`, lastRequest: now() }
         connections.set(id, connection)
         emit({ kind: 'connected', clientId: connection.clientId, editor })
       },
