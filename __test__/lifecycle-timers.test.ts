@@ -12,6 +12,7 @@ import {
 } from 'nity-session-registry'
 import { ManualClock } from './helpers/clock'
 import { FakeSession, flush, stale } from './helpers/sessions'
+import { firstMessage, runWorker } from './helpers/workers'
 
 const packageRoot = path.resolve(__dirname, '..')
 const fixtures = path.join(__dirname, 'fixtures', 'lifecycle-timers')
@@ -832,39 +833,6 @@ describe('the clock and option validation', () => {
   )
 })
 
-/** What a worker posted, and how it ended. */
-interface WorkerRun<M> {
-  messages: M[]
-  exitCode: number
-  error: unknown
-}
-
-/** Runs a worker to its end (by itself), collecting its messages. */
-function runWorker<M>(file: string, workerData?: unknown): Promise<WorkerRun<M>> {
-  return new Promise((resolve) => {
-    const worker = new Worker(file, { workerData })
-    const messages: M[] = []
-    let error: unknown = undefined
-    worker.on('message', (message: M) => messages.push(message))
-    worker.on('error', (e) => {
-      error = e
-    })
-    worker.on('exit', (exitCode) => resolve({ messages, exitCode, error }))
-  })
-}
-
-/** The first message a worker posts (or its error / early exit). */
-function firstMessage<M>(worker: Worker): Promise<M> {
-  return new Promise((resolve, reject) => {
-    const onExit = (code: number): void => reject(new Error(`worker exited with ${code} before posting`))
-    worker.once('message', (message: M) => {
-      worker.off('exit', onExit)
-      resolve(message)
-    })
-    worker.once('error', reject)
-    worker.once('exit', onExit)
-  })
-}
 
 interface ChildResult {
   code: number | null
