@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process'
 import path from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { describe, expect, it } from 'vitest'
@@ -12,9 +11,8 @@ import {
 } from 'nity-session-registry'
 import { ManualClock } from './helpers/clock'
 import { FakeSession, flush, stale } from './helpers/sessions'
-import { firstMessage, runWorker } from './helpers/workers'
+import { firstMessage, runNode, runWorker } from './helpers/processes'
 
-const packageRoot = path.resolve(__dirname, '..')
 const fixtures = path.join(__dirname, 'fixtures', 'lifecycle-timers')
 const fixture = (name: string): string => path.join(fixtures, name)
 
@@ -834,41 +832,6 @@ describe('the clock and option validation', () => {
 })
 
 
-interface ChildResult {
-  code: number | null
-  signal: NodeJS.Signals | null
-  timedOut: boolean
-  stdout: string
-  stderr: string
-}
-
-/** Runs `node <file> ...args` and waits for it to exit by itself (or kills it at the timeout). */
-function runNode(file: string, args: string[], timeoutMs = 20_000): Promise<ChildResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [file, ...args], { cwd: packageRoot, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    let timedOut = false
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk
-    })
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk
-    })
-    const timer = setTimeout(() => {
-      timedOut = true
-      child.kill('SIGKILL')
-    }, timeoutMs)
-    child.on('error', (e) => {
-      clearTimeout(timer)
-      reject(e)
-    })
-    child.on('close', (code, signal) => {
-      clearTimeout(timer)
-      resolve({ code, signal, timedOut, stdout, stderr })
-    })
-  })
-}
 
 describe('workers and process exit (system clock)', () => {
   it.each([

@@ -1,12 +1,10 @@
-import { spawn } from 'node:child_process'
 import path from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { describe, expect, it } from 'vitest'
 import { NitySessionRegistry, type NitySessionRegistryStats } from 'nity-session-registry'
 import { FakeSession } from './helpers/sessions'
-import { firstMessage, runWorker } from './helpers/workers'
+import { firstMessage, runNode, runWorker } from './helpers/processes'
 
-const packageRoot = path.resolve(__dirname, '..')
 const fixtures = path.join(__dirname, 'fixtures', 'workers')
 const fixture = (name: string): string => path.join(fixtures, name)
 
@@ -200,50 +198,12 @@ describe('workers that exit by themselves', () => {
   })
 })
 
-interface ChildResult {
-  code: number | null
-  signal: NodeJS.Signals | null
-  timedOut: boolean
-  stdout: string
-  stderr: string
-}
-
-/** Runs `node --expose-gc <file> ...args` and waits for it to exit by itself. */
-function runNode(file: string, args: string[], timeoutMs = 20_000): Promise<ChildResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', file, ...args], {
-      cwd: packageRoot,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    let timedOut = false
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk
-    })
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk
-    })
-    const timer = setTimeout(() => {
-      timedOut = true
-      child.kill('SIGKILL')
-    }, timeoutMs)
-    child.on('error', (e) => {
-      clearTimeout(timer)
-      reject(e)
-    })
-    child.on('close', (code, signal) => {
-      clearTimeout(timer)
-      resolve({ code, signal, timedOut, stdout, stderr })
-    })
-  })
-}
 
 describe('process exit', () => {
   it.each(['plain', 'worker', 'gc'])(
     'a process that used the registry and left sessions, a pending close and listeners behind exits by itself (%s)',
     async (mode) => {
-      const result = await runNode(fixture('exits-by-itself.mjs'), [mode])
+      const result = await runNode(fixture('exits-by-itself.mjs'), [mode], { nodeArgs: ['--expose-gc'] })
       expect(result.timedOut, `stderr: ${result.stderr}`).toBe(false)
       expect(result.signal, `stderr: ${result.stderr}`).toBeNull()
       expect(result.code, `stderr: ${result.stderr}`).toBe(0)
