@@ -237,7 +237,7 @@ describe('loading the addon in several threads', () => {
         threadId: number
         sameModule: boolean
         sameClass: boolean
-        bindingTarget: string
+        exports: string[]
         cleaned: number
         stats: NitySessionRegistryStats
         secondStats: NitySessionRegistryStats
@@ -267,7 +267,7 @@ describe('loading the addon in several threads', () => {
       const [message] = run.messages
       expect(message.error).toBeUndefined()
       expect(message.index).toBe(index)
-      expect(message.bindingTarget).toBe('native')
+      expect(message.exports).toEqual(['NitySessionRegistry'])
       // Within a thread, both ways of loading give the one module instance.
       expect(message.sameModule).toBe(true)
       expect(message.sameClass).toBe(true)
