@@ -1,0 +1,64 @@
+// `npm run build [-- --target <triple>] [-- --debug]`: builds the native
+// binary for this machine (or for `--target`) with napi-rs and writes the
+// generated loader `native.js` and its types `native.d.ts`.
+//
+// Linux binaries are linked against glibc 2.17 through cargo-zigbuild, so the
+// binary built here loads on every glibc Linux from 2.17 on, not only on the
+// machine that built it. Without cargo-zigbuild the build still works but
+// the binary needs this machine's glibc; the package tests say so.
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const GLIBC = '2.17'
+
+function parseArgs(argv) {
+  const options = { target: undefined, release: true }
+  for (let i = 0; i < argv.length; i += 1) {
+    if (argv[i] === '--target' && i + 1 < argv.length) options.target = argv[++i]
+    else if (argv[i] === '--debug') options.release = false
+    else {
+      console.error(`scripts/build.mjs: unknown argument '${argv[i]}' (expected --target <triple> or --debug)`)
+      process.exit(2)
+    }
+  }
+  return options
+}
+
+function hostTarget() {
+  if (process.platform !== 'linux') return undefined
+  const arch = { x64: 'x86_64', arm64: 'aarch64' }[process.arch]
+  if (arch === undefined) return undefined
+  const glibc = Boolean(process.report.getReport().header.glibcVersionRuntime)
+  return `${arch}-unknown-linux-${glibc ? 'gnu' : 'musl'}`
+}
+
+function hasZigbuild() {
+  const probe = spawnSync('cargo', ['zigbuild', '--help'], { stdio: 'ignore' })
+  return probe.status === 0
+}
+
+const options = parseArgs(process.argv.slice(2))
+const target = options.target ?? hostTarget()
+const args = ['build', '--platform', '--dts', 'native.d.ts', '--js', 'native.js']
+if (options.release) args.push('--release')
+
+if (target?.includes('-linux-')) {
+  if (hasZigbuild()) {
+    args.push('--cross-compile', '--target', target.endsWith('-gnu') ? `${target}.${GLIBC}` : target)
+  } else {
+    console.warn(
+      `scripts/build.mjs: cargo-zigbuild not found; building ${target} against this machine's glibc. ` +
+        'The binary will not load on older Linux systems. Install it with `pip install ziglang cargo-zigbuild`.',
+    )
+    args.push('--target', target)
+  }
+} else if (target !== undefined) {
+  args.push('--target', target)
+}
+
+const napi = spawnSync('napi', args, { cwd: root, stdio: 'inherit', shell: process.platform === 'win32' })
+if (napi.status !== 0) process.exit(napi.status ?? 1)
+
+const generic = spawnSync(process.execPath, ['scripts/generic-class.mjs'], { cwd: root, stdio: 'inherit' })
+process.exit(generic.status ?? 1)
