@@ -1,18 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execFileSync, spawnSync } from 'node:child_process'
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { installPacked, type Packed } from '../helpers/packed'
 import { hostPlatform } from '../helpers/platform'
 
 const root = join(__dirname, '..', '..')
 const consumer = join(__dirname, '..', 'fixtures', 'consumer')
 const host = hostPlatform()
-
-interface Packed {
-  main: string
-  platforms: Record<string, string>
-}
 
 function listTarball(tarball: string): string[] {
   return execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' })
@@ -26,8 +22,6 @@ function node(args: string[], cwd: string): unknown {
   return JSON.parse(execFileSync(process.execPath, args, { cwd, encoding: 'utf8', timeout: 30_000 }))
 }
 
-// The tarballs `npm run pack` makes, installed as a user would: into a new
-// project, from the files alone, with an empty npm cache and no network.
 describe('the packed package, installed into a fresh project', () => {
   let work: string
   let app: string
@@ -35,32 +29,8 @@ describe('the packed package, installed into a fresh project', () => {
 
   beforeAll(() => {
     work = mkdtempSync(join(tmpdir(), 'nity-install-'))
-    const out = execFileSync(process.execPath, [join(root, 'scripts', 'pack.mjs'), '--out', join(work, 'tarballs')], {
-      cwd: root,
-      encoding: 'utf8',
-      timeout: 120_000,
-    })
-    packed = JSON.parse(out.trim().split('\n').pop()!) as Packed
-
-    app = join(work, 'app')
-    mkdirSync(app)
-    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }))
+    ;({ packed, app } = installPacked(work))
     for (const file of ['use.cjs', 'use.mjs', 'use.ts', 'tsconfig.json']) copyFileSync(join(consumer, file), join(app, file))
-    const npm = spawnSync(
-      'npm',
-      [
-        'install',
-        '--offline',
-        '--cache',
-        join(work, 'empty-cache'),
-        '--no-audit',
-        '--no-fund',
-        packed.main,
-        packed.platforms[host.name]!,
-      ],
-      { cwd: app, encoding: 'utf8', timeout: 120_000 },
-    )
-    expect(npm.status, npm.stderr).toBe(0)
   }, 180_000)
 
   afterAll(() => {

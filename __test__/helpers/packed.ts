@@ -1,0 +1,41 @@
+import { execFileSync, spawnSync } from 'node:child_process'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { hostPlatform } from './platform'
+
+const root = join(__dirname, '..', '..')
+
+/** The tarballs `npm run pack` wrote. */
+export interface Packed {
+  main: string
+  platforms: Record<string, string>
+}
+
+/**
+ * Packs the package with `npm run pack`'s script and installs the main
+ * tarball and this platform's into a new project under `work`, as a user
+ * would: from the files alone, with an empty npm cache and no network.
+ * Returns the tarballs and the project's directory.
+ */
+export function installPacked(work: string): { packed: Packed; app: string } {
+  const out = execFileSync(process.execPath, [join(root, 'scripts', 'pack.mjs'), '--out', join(work, 'tarballs')], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 120_000,
+  })
+  const packed = JSON.parse(out.trim().split('\n').pop()!) as Packed
+  const platform = packed.platforms[hostPlatform().name]
+  if (platform === undefined) throw new Error(`npm run pack made no package for ${hostPlatform().name}: build first`)
+
+  const app = join(work, 'app')
+  mkdirSync(app)
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }))
+  const cache = join(work, 'empty-cache')
+  const npm = spawnSync('npm', ['install', '--offline', '--cache', cache, '--no-audit', '--no-fund', packed.main, platform], {
+    cwd: app,
+    encoding: 'utf8',
+    timeout: 120_000,
+  })
+  if (npm.status !== 0) throw new Error(`npm install of the tarballs failed:\n${npm.stderr}`)
+  return { packed, app }
+}
