@@ -5,7 +5,6 @@
 //! The tracker remembers the close until the caller reports how it ended.
 
 use std::hash::BuildHasher;
-use std::rc::Rc;
 
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 
@@ -82,7 +81,7 @@ pub struct CloseOrder {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CloseReport {
   pub session_id: String,
-  pub client_id: Rc<str>,
+  pub client_id: String,
   pub reason: CloseReason,
   pub outcome: CloseOutcome,
   /// From the call of `close()` (or, for a close that never started, from
@@ -93,7 +92,7 @@ pub struct CloseReport {
 
 struct Pending {
   session_id: String,
-  client_id: Rc<str>,
+  client_id: String,
   reason: CloseReason,
   /// When the close was ordered; `started` once `close()` has been called.
   ordered_at: f64,
@@ -185,7 +184,7 @@ impl CloseTracker {
     self
       .pending
       .get(&ticket)
-      .map(|p| (p.session_id.as_str(), &*p.client_id))
+      .map(|p| (p.session_id.as_str(), p.client_id.as_str()))
   }
 
   /// Notes that `close()` has been called for a close; its duration counts

@@ -11,7 +11,6 @@
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 use std::hash::BuildHasher;
-use std::rc::Rc;
 
 use crate::store::{RemovedSession, SessionStore, SessionView};
 use crate::{Error, Slot};
@@ -238,16 +237,16 @@ impl MemoryStore {
     let client = self.sessions[slot as usize].client;
     self.unlink(Which::Client, slot);
     self.clients[client as usize].len -= 1;
-    let client_id: Rc<str> = if self.clients[client as usize].len == 0 {
-      self.release_client(client).into()
+    let client_id = if self.clients[client as usize].len == 0 {
+      self.release_client(client).into_string()
     } else {
-      (&*self.clients[client as usize].id).into()
+      self.clients[client as usize].id.to_string()
     };
     self.free(slot, client_id)
   }
 
   /// Frees a session entry that is no longer in its client's list.
-  fn free(&mut self, slot: u32, client_id: Rc<str>) -> RemovedSession {
+  fn free(&mut self, slot: u32, client_id: String) -> RemovedSession {
     self.unlink(Which::Order, slot);
     self.unlink(Which::Activity, slot);
     let hash = self.hash(&self.sessions[slot as usize].id);
@@ -444,10 +443,9 @@ impl SessionStore for MemoryStore {
     let slots: Vec<u32> = self
       .walk(Which::Client, self.clients[client as usize].sessions.head)
       .collect();
-    let shared: Rc<str> = client_id.into();
     let removed = slots
       .into_iter()
-      .map(|slot| self.free(slot, shared.clone()))
+      .map(|slot| self.free(slot, client_id.to_owned()))
       .collect();
     self.release_client(client);
     removed

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use crate::close::{CloseOrder, CloseOutcome, CloseReason, CloseReport, CloseTracker, Ticket};
 use crate::cursor::Cursor;
+use crate::directory::{DirectoryChange, SessionRecord};
 use crate::metrics::{Metrics, MetricsRecorder};
 use crate::policy::{LimitScope, Policy};
 use crate::store::SessionStore;
@@ -45,6 +46,10 @@ pub struct Registry<S: SessionStore = MemoryStore> {
   /// be brought up to date without a full scan.
   changed_clients: HashMap<String, Change>,
   change_order: u64,
+  /// Changes for a shared directory since the last
+  /// [`Registry::take_directory_changes`]; `None` while nobody asked for
+  /// them, so that registering and removing cost one branch more, no more.
+  directory_changes: Option<Vec<DirectoryChange>>,
 }
 
 /// What happened to a client's count since the last take.
@@ -89,6 +94,7 @@ impl<S: SessionStore> Registry<S> {
       disposed: false,
       changed_clients: HashMap::new(),
       change_order: 0,
+      directory_changes: None,
     }
   }
 
@@ -243,6 +249,11 @@ impl<S: SessionStore> Registry<S> {
   fn insert(&mut self, client_id: &str, session_id: &str, now: f64) -> Result<Slot, Error> {
     let (slot, _) = self.store.insert(client_id, session_id, now)?;
     self.client_changed(client_id, true);
+    if let Some(changes) = &mut self.directory_changes {
+      changes.push(DirectoryChange::Claimed(SessionRecord::new(
+        session_id, client_id, now,
+      )));
+    }
     self.metrics.registered();
     Ok(slot)
   }
@@ -396,8 +407,17 @@ impl<S: SessionStore> Registry<S> {
       .saturating_sub(self.closes.running())
   }
 
+  /// Every removal passes here, so this is where its directory change is
+  /// recorded.
   fn begin(&mut self, removed: RemovedSession, reason: CloseReason, now: f64) -> CloseOrder {
     self.metrics.removed(reason, now - removed.registered_at);
+    if let Some(changes) = &mut self.directory_changes {
+      changes.push(DirectoryChange::Released(SessionRecord::new(
+        removed.session_id.clone(),
+        removed.client_id.clone(),
+        removed.registered_at,
+      )));
+    }
     self.closes.begin(removed, reason, now)
   }
 
@@ -528,6 +548,78 @@ impl<S: SessionStore> Registry<S> {
   /// How many closes are in flight.
   pub fn closes_in_flight(&self) -> usize {
     self.closes.len()
+  }
+
+  /// Starts or stops recording the changes a shared
+  /// [`Directory`](crate::Directory) needs to mirror this registry.
+  ///
+  /// Starting (when not already recording) records a
+  /// [`DirectoryChange::Claimed`] for every session registered now, in
+  /// registration order, so that a directory holding none of this
+  /// registry's sessions, fed every change from here on, holds exactly this
+  /// registry's sessions. From then on every registration records a `Claimed`
+  /// and every removal (whatever the reason) a
+  /// [`DirectoryChange::Released`], in the order they happen; a call that
+  /// fails records nothing. Stopping discards the changes not yet taken.
+  ///
+  /// While recording, changes accumulate until taken: the embedder must
+  /// drain them (see [`Registry::directory_changes_pending`]).
+  pub fn set_directory_changes(&mut self, enabled: bool) {
+    match (enabled, self.directory_changes.is_some()) {
+      (true, false) => {
+        let existing = self
+          .store
+          .sessions()
+          .map(|view| {
+            DirectoryChange::Claimed(SessionRecord::new(
+              view.session_id,
+              view.client_id,
+              view.registered_at,
+            ))
+          })
+          .collect();
+        self.directory_changes = Some(existing);
+      }
+      (false, true) => self.directory_changes = None,
+      _ => {}
+    }
+  }
+
+  /// Whether this registry holds exactly the registration `record`
+  /// describes: same session, same client, same registration time (bit for
+  /// bit). How a publisher tells a [`ClaimConflict`](crate::ClaimConflict)
+  /// about a session it still holds from one about a registration it has
+  /// since replaced or removed.
+  pub fn holds(&self, record: &SessionRecord) -> bool {
+    self
+      .store
+      .slot_of(record.session_id.as_str())
+      .and_then(|slot| self.store.get(slot))
+      .is_some_and(|view| {
+        view.client_id == record.client_id.as_str()
+          && view.registered_at.to_bits() == record.registered_at.to_bits()
+      })
+  }
+
+  /// Whether directory changes are being recorded.
+  pub fn directory_changes_enabled(&self) -> bool {
+    self.directory_changes.is_some()
+  }
+
+  /// How many directory changes wait to be taken; 0 while not recording.
+  pub fn directory_changes_pending(&self) -> usize {
+    self.directory_changes.as_ref().map_or(0, Vec::len)
+  }
+
+  /// The directory changes recorded since the last take, oldest first, to
+  /// be applied in this order with [`Directory::apply`](crate::Directory::apply).
+  /// Empty while not recording; recording goes on.
+  pub fn take_directory_changes(&mut self) -> Vec<DirectoryChange> {
+    self
+      .directory_changes
+      .as_mut()
+      .map(std::mem::take)
+      .unwrap_or_default()
   }
 }
 

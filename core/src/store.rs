@@ -6,8 +6,6 @@
 //! [`MemoryStore`](crate::MemoryStore) is the default; a store shared between
 //! server processes implements the same trait and keeps the registry as it is.
 
-use std::rc::Rc;
-
 use crate::{Error, Slot};
 
 /// A registered session as the store sees it, borrowed from the store.
@@ -26,12 +24,12 @@ pub struct SessionView<'a> {
   pub last_activity: f64,
 }
 
-/// A session taken out of the store, owned by the caller from now on.
-/// Sessions removed together share one `client_id`.
+/// A session taken out of the store, owned by the caller from now on (and
+/// `Send`, so it may be handed to another thread, e.g. a directory publisher).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RemovedSession {
   pub session_id: String,
-  pub client_id: Rc<str>,
+  pub client_id: String,
   pub slot: Slot,
   pub seq: u64,
   pub registered_at: f64,

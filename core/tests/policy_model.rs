@@ -4,7 +4,6 @@
 //! everything observable.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::rc::Rc;
 
 use nity_registry_core::{
   CloseOrder, CloseOutcome, CloseReason, CloseReport, Cursor, Error, LimitScope, Metrics, Policy,
@@ -597,7 +596,7 @@ impl Harness {
           }
           CloseReport {
             session_id: closing.session,
-            client_id: Rc::from(closing.client.as_str()),
+            client_id: closing.client,
             reason: closing.reason,
             outcome,
             duration_ms,
