@@ -1,6 +1,7 @@
 // `npm run build [-- --target <triple>] [-- --debug]`: builds the native
-// binary for this machine (or for `--target`) with napi-rs and writes the
-// generated loader `native.js` and its types `native.d.ts`.
+// binary for this machine (or for `--target`) with napi-rs, writes the
+// generated loader `native.js` and its types `native.d.ts`, and compiles
+// the TypeScript surface (`lib/`) into `dist/`.
 //
 // Linux binaries are linked against glibc 2.17 through cargo-zigbuild, so the
 // binary built here loads on every glibc Linux from 2.17 on, not only on the
@@ -40,7 +41,7 @@ function hasZigbuild() {
 
 const options = parseArgs(process.argv.slice(2))
 const target = options.target ?? hostTarget()
-const args = ['build', '--platform', '--dts', 'native.d.ts', '--js', 'native.js']
+const args = ['build', '--platform', '--no-const-enum', '--dts', 'native.d.ts', '--js', 'native.js']
 if (options.release) args.push('--release')
 
 if (target?.includes('-linux-')) {
@@ -60,5 +61,6 @@ if (target?.includes('-linux-')) {
 const napi = spawnSync('napi', args, { cwd: root, stdio: 'inherit', shell: process.platform === 'win32' })
 if (napi.status !== 0) process.exit(napi.status ?? 1)
 
-const generic = spawnSync(process.execPath, ['scripts/generic-class.mjs'], { cwd: root, stdio: 'inherit' })
-process.exit(generic.status ?? 1)
+// The TypeScript surface over the native layer, into dist/.
+const tsc = spawnSync('tsc', ['-p', 'lib/tsconfig.json'], { cwd: root, stdio: 'inherit', shell: process.platform === 'win32' })
+process.exit(tsc.status ?? 1)

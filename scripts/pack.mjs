@@ -12,13 +12,13 @@
 // release workflow packs with it). The last line printed is a JSON object:
 // `{ main, platforms: { [platform]: tarball } }`, paths of the tarballs.
 import { spawnSync } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const { supportedPlatforms } = createRequire(import.meta.url)('../platforms.js')
+const { supportedPlatforms } = createRequire(import.meta.url)('../dist/platforms.js')
 
 function parseArgs(argv) {
   const options = { out: join(root, 'dist'), all: false }
@@ -53,7 +53,7 @@ function stage(dir, files, manifest) {
   mkdirSync(dir, { recursive: true })
   for (const [from, to] of files) {
     mkdirSync(dirname(join(dir, to)), { recursive: true })
-    copyFileSync(from, join(dir, to))
+    cpSync(from, join(dir, to), { recursive: true })
   }
   writeFileSync(join(dir, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`)
 }

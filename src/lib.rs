@@ -1,21 +1,18 @@
-//! Node.js bindings of the Nity session registry.
+//! The native layer of the Nity session registry: `NativeRegistry`, a thin
+//! napi-rs class over the core's `Registry`. It converts arguments and
+//! results and calls the core; the core decides, and the TypeScript surface
+//! (`lib/`) holds the session handles and does the JavaScript mechanics.
 //!
-//! The bookkeeping lives in the `nity-registry-core` crate; this crate only
-//! converts arguments, keeps the JavaScript handles and listeners, calls
-//! back into JavaScript, and turns core errors into JavaScript errors.
+//! - `registry.rs`: the class and its methods.
+//! - `options.rs`: the lifecycle policy it is created with.
+//! - `reports.rs`: the objects and columns it hands back.
+//! - `error.rs`: core errors as JavaScript errors, in one place.
 
 #![deny(clippy::all)]
 
-mod close_hooks;
-mod closing;
-mod errors;
-mod js;
-mod js_state;
-mod lifecycle;
+mod error;
 mod options;
 mod registry;
-mod reporting;
-mod script;
-mod stale_scan;
+mod reports;
 
-pub use registry::NitySessionRegistry;
+pub use registry::NativeRegistry;

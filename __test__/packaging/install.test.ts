@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execFileSync, spawnSync } from 'node:child_process'
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { installPacked, type Packed } from '../helpers/packed'
@@ -37,17 +37,13 @@ describe('the packed package, installed into a fresh project', () => {
     if (work) rmSync(work, { recursive: true, force: true })
   })
 
-  it('the main tarball holds the JS entry, its types, README and LICENSE, and no binary', () => {
-    expect(listTarball(packed.main)).toEqual([
-      'LICENSE',
-      'README.md',
-      'index.d.ts',
-      'index.js',
-      'native.d.ts',
-      'native.js',
-      'package.json',
-      'platforms.js',
-    ])
+  it('the main tarball holds the JS entry and surface, their types, the loader, README and LICENSE, and no binary', () => {
+    const surface = readdirSync(join(root, 'lib'))
+      .filter((file) => file.endsWith('.ts'))
+      .flatMap((file) => [`dist/${file.replace(/\.ts$/, '.js')}`, `dist/${file.replace(/\.ts$/, '.d.ts')}`])
+    expect(listTarball(packed.main)).toEqual(
+      ['LICENSE', 'README.md', 'index.d.ts', 'index.js', 'native.d.ts', 'native.js', 'package.json', ...surface].sort(),
+    )
   })
 
   it("this platform's tarball holds the binary, README and LICENSE", () => {

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import { execFileSync } from 'node:child_process'
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { hostPlatform } from '../helpers/platform'
@@ -69,8 +69,8 @@ describe('loading on a platform without a binary', () => {
     // A copy of the package whose binary is not a shared library.
     const dir = mkdtempSync(join(tmpdir(), 'nity-broken-binary-'))
     temporary.push(dir)
-    for (const file of ['index.js', 'platforms.js', 'native.js', 'package.json']) {
-      copyFileSync(join(root, file), join(dir, file))
+    for (const file of ['index.js', 'dist', 'native.js', 'package.json']) {
+      cpSync(join(root, file), join(dir, file), { recursive: true })
     }
     const broken = join(dir, host.binary)
     writeFileSync(broken, 'not a shared library')

@@ -1,5 +1,4 @@
-/* The hand-written part of index.d.ts: the types the registry reads and
- * hands out. `napi build` puts this text at the top of the generated file. */
+// The types the registry reads and hands out.
 
 /** The state a session reports in its health. */
 export type NitySessionState = 'idle' | 'active' | 'completed' | 'error'

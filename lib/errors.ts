@@ -1,0 +1,77 @@
+// Every error the registry throws or rejects with: one list of codes, and
+// the one place errors are made, in the caller's realm (this module's), so
+// that `instanceof TypeError` and jest's `toThrow(TypeError)` hold.
+
+/** What kind of error each code is: a bad argument (`TypeError`) or a refusal (`Error`). */
+const KINDS = {
+  /** `clientId` is not a non-empty string. */
+  ERR_INVALID_CLIENT_ID: 'type',
+  /** `session` is not an object with a non-empty string `id` and a `close()` method. */
+  ERR_INVALID_SESSION: 'type',
+  /** A lookup's `sessionId` is not a string. */
+  ERR_INVALID_SESSION_ID: 'type',
+  /** A constructor option is unknown or has a wrong value. */
+  ERR_INVALID_OPTIONS: 'type',
+  /** A close listener is not a function. */
+  ERR_INVALID_LISTENER: 'type',
+  /** `updateMetrics` got something other than an object of finite numbers. */
+  ERR_INVALID_METRICS: 'type',
+  /** `list()` got a cursor it did not hand out. */
+  ERR_INVALID_CURSOR: 'type',
+  /** Another argument is wrong: `startAutoCleanup`'s interval, `list()`'s options. */
+  ERR_INVALID_ARG: 'type',
+  /** The session id is registered already (under the client the message names). */
+  ERR_SESSION_ALREADY_REGISTERED: 'refused',
+  /** The registry holds `maxSessions` and could not make room. */
+  ERR_SESSION_LIMIT: 'refused',
+  /** The client holds `maxSessionsPerClient` and could not make room. */
+  ERR_CLIENT_SESSION_LIMIT: 'refused',
+  /** The registry was disposed and takes no more sessions. */
+  ERR_REGISTRY_DISPOSED: 'refused',
+  /** A `close()` did not settle within `closeTimeoutMs`; the registry gave up on it. */
+  ERR_CLOSE_TIMEOUT: 'refused',
+} as const
+
+/** The stable `code` of every error the registry throws or rejects with. */
+export type NityErrorCode = keyof typeof KINDS
+
+/** Every code, for documentation and tests. */
+export const ERROR_CODES = Object.keys(KINDS) as NityErrorCode[]
+
+/** An error of the registry: a `TypeError` or `Error` with its `code`. */
+export type NityError = (TypeError | Error) & { code: NityErrorCode }
+
+/** Makes the error for `code`, in this realm. */
+export function nityError(code: NityErrorCode, message: string): NityError {
+  const error = (KINDS[code] === 'type' ? new TypeError(message) : new Error(message)) as NityError
+  error.code = code
+  return error
+}
+
+function isCode(code: unknown): code is NityErrorCode {
+  return typeof code === 'string' && Object.prototype.hasOwnProperty.call(KINDS, code)
+}
+
+/**
+ * The native layer's error (an `Error` of Node's own realm whose `code` is
+ * the core's) as the registry's error in this realm. Anything else is
+ * returned as it is.
+ */
+export function fromNative(thrown: unknown): unknown {
+  if (typeof thrown === 'object' && thrown !== null && 'code' in thrown && isCode(thrown.code) && 'message' in thrown) {
+    return nityError(thrown.code, String(thrown.message))
+  }
+  return thrown
+}
+
+/** How a value is named in messages: `a number (Infinity)`, `an empty string`, `null`. */
+export function describe(value: unknown): string {
+  if (value === null) return 'null'
+  if (value === undefined) return 'undefined'
+  if (typeof value === 'string') return value === '' ? 'an empty string' : `a string ('${value}')`
+  if (typeof value === 'number') return `a number (${String(value)})`
+  if (typeof value === 'function') return 'a function'
+  if (Array.isArray(value)) return 'an array'
+  if (typeof value === 'object') return 'an object'
+  return `a ${typeof value}`
+}

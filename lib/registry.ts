@@ -1,0 +1,510 @@
+// `NitySessionRegistry`: the documented API and the options beyond it. It
+// holds the session handles and does the JavaScript mechanics (calling
+// `close()`, `getHealth()` and `isRunning()`, making promises, running
+// timers, slicing bulk work); the core, through the native layer, decides
+// what is registered, what a cleanup takes and what the limits allow.
+
+import { CloseHooks } from './close_hooks'
+import { CloseQueue, type Batch } from './close_queue'
+import { describe, fromNative, nityError, type NityErrorCode } from './errors'
+import { NativeRegistry, type Limit } from './native'
+import { readDuration, readOptions, rejectUnknownKeys, type Options } from './options'
+import { SessionIndex, type Entry } from './session_index'
+import { isRunning, scanStale } from './stale_scan'
+import { clockTime, systemTime, type Time } from './time'
+import type {
+  NitySessionCloseReason,
+  NitySessionClosedEvent,
+  NitySessionHandle,
+  NitySessionInfo,
+  NitySessionListOptions,
+  NitySessionPage,
+  NitySessionRegistryMetrics,
+  NitySessionRegistryOptions,
+  NitySessionRegistryStats,
+} from './types'
+
+/** Candidates asked `isRunning()` per look at the core, when evicting. */
+const EVICTION_BATCH = 32
+/** Eviction searches before giving up, when `isRunning()` keeps changing the registry. */
+const EVICTION_ATTEMPTS = 3
+/** `list()` rows per page unless told. */
+const DEFAULT_PAGE = 100
+const LIST_OPTIONS = ['clientId', 'limit', 'after']
+
+/** A record whose keys are whatever strings come, `__proto__` included, as own data properties. */
+function record(pairs: Iterable<readonly [string, number]>): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const [key, value] of pairs) {
+    if (key === '__proto__') {
+      Object.defineProperty(out, key, { value, writable: true, enumerable: true, configurable: true })
+    } else {
+      out[key] = value
+    }
+  }
+  return out
+}
+
+function invalidArgument(code: NityErrorCode, name: string, value: unknown, expected: string): Error {
+  return nityError(code, `${name} must be ${expected}, got ${describe(value)}`)
+}
+
+/** Calls the native layer; its errors become the registry's errors of this realm. */
+function call<T>(run: () => T): T {
+  try {
+    return run()
+  } catch (thrown) {
+    throw fromNative(thrown)
+  }
+}
+
+/**
+ * Tracks the sessions of every connected client, finds them again, and
+ * closes them when their client leaves or they go stale.
+ *
+ * Handles are kept as given: lookups return the very objects that were
+ * registered. A session is removed from the registry before its `close()`
+ * runs, so racing calls close it exactly once, and a `close()` that throws,
+ * rejects or calls back into the registry never leaves it behind.
+ */
+export class NitySessionRegistry<H extends NitySessionHandle = NitySessionHandle> {
+  readonly #native: NativeRegistry
+  readonly #index: SessionIndex<H>
+  readonly #time: Time
+  readonly #hooks = new CloseHooks()
+  readonly #closes: CloseQueue
+  readonly #options: Options
+  /** The automatic cleanup's interval while it runs, and its generation. */
+  #autoInterval: number | undefined = undefined
+  #autoGeneration = 0
+  #autoTimer: unknown = undefined
+
+  /** Creates an empty registry; see `NitySessionRegistryOptions` for `options`. */
+  constructor(options?: NitySessionRegistryOptions) {
+    const read = readOptions(options)
+    this.#options = read
+    this.#time = read.clock === undefined ? systemTime : clockTime(read.clock)
+    this.#native = new NativeRegistry({
+      maxSessions: read.maxSessions,
+      maxSessionsPerClient: read.maxSessionsPerClient,
+      evictIdle: read.evictIdle,
+      idleTimeoutMs: read.idleTimeoutMs,
+      maxConcurrentCloses: read.maxConcurrentCloses,
+    })
+    this.#index = new SessionIndex<H>(() => this.#flushLookups())
+    this.#closes = new CloseQueue(this.#native, this.#time, this.#hooks, read.closeTimeoutMs)
+    if (read.onSessionClosed !== undefined) this.#hooks.add(read.onSessionClosed)
+    if (read.cleanupIntervalMs !== undefined) this.#beginAutoCleanup(read.cleanupIntervalMs)
+  }
+
+  /**
+   * Registers a session under a client. A client may own many sessions.
+   *
+   * Registering the same handle again under the same client does nothing;
+   * any other reuse of a registered id throws `ERR_SESSION_ALREADY_REGISTERED`
+   * and keeps the first registration. Invalid arguments throw a `TypeError`.
+   * A call that throws changes nothing.
+   */
+  register(clientId: string, session: H): void {
+    if (typeof clientId !== 'string') {
+      throw invalidArgument('ERR_INVALID_CLIENT_ID', 'clientId', clientId, 'a non-empty string')
+    }
+    if (session === null || typeof session !== 'object') {
+      throw invalidArgument('ERR_INVALID_SESSION', 'session', session, 'an object with an id and a close() method')
+    }
+    const id: unknown = session.id
+    if (typeof id !== 'string') {
+      throw invalidArgument('ERR_INVALID_SESSION', 'session.id', id, 'a non-empty string')
+    }
+    if (id !== '' && clientId !== '' && typeof session.close !== 'function') {
+      throw invalidArgument('ERR_INVALID_SESSION', 'session.close', session.close, 'a function')
+    }
+    let slot: number
+    try {
+      slot = this.#native.register(clientId, id, this.#time.now())
+    } catch (thrown) {
+      const error = fromNative(thrown) as Error & { code?: string }
+      if (error.code === 'ERR_SESSION_ALREADY_REGISTERED') {
+        const existing = this.#index.byId.get(id)
+        // Registering the very same handle under the same client again is a no-op.
+        if (existing !== undefined && existing.handle === session && existing.clientId === clientId) return
+      }
+      if ((error.code === 'ERR_SESSION_LIMIT' || error.code === 'ERR_CLIENT_SESSION_LIMIT') && this.#options.evictIdle) {
+        this.#registerEvicting(clientId, id, session)
+        return
+      }
+      throw error
+    }
+    this.#index.add(slot, id, clientId, session)
+  }
+
+  /**
+   * Removes a session and closes it. Resolves once its `close()` has
+   * settled and rejects with the handle's error if `close()` fails (the
+   * session is removed either way). An unknown id resolves at once; the id
+   * of a session still closing resolves when that close ends.
+   */
+  unregister(sessionId: string): Promise<void> {
+    if (typeof sessionId !== 'string') {
+      return Promise.reject(invalidArgument('ERR_INVALID_SESSION_ID', 'sessionId', sessionId, 'a string'))
+    }
+    const found = this.#native.unregister(sessionId, this.#time.now())
+    if (found === undefined || found === null) return Promise.resolve()
+    if (found.slot === undefined || found.slot === null) return this.#closes.whenClosed(found.ticket)
+    const entry = this.#index.take(found.slot)
+    return this.#closes.closeNow(found.ticket, entry?.handle)
+  }
+
+  /**
+   * Closes every session of a client concurrently and resolves with how
+   * many were removed (0 for an unknown client). Failed closes do not
+   * reject: they are reported to the close hooks.
+   */
+  cleanupClient(clientId: string): Promise<number> {
+    if (typeof clientId !== 'string') {
+      return Promise.reject(invalidArgument('ERR_INVALID_CLIENT_ID', 'clientId', clientId, 'a string'))
+    }
+    return this.#closeInBulk(this.#native.cleanupClient(clientId, this.#time.now()))
+  }
+
+  /** The client's sessions in registration order, as a new array (empty when the client has none). */
+  getClientSessions(clientId: string): H[] {
+    if (typeof clientId !== 'string') {
+      throw invalidArgument('ERR_INVALID_CLIENT_ID', 'clientId', clientId, 'a string')
+    }
+    const sessions = this.#index.byClient.get(clientId)
+    const found: H[] = []
+    if (sessions === undefined) return found
+    // Handing the sessions out counts as their activity.
+    const now = this.#time.now()
+    for (const entry of sessions) {
+      this.#index.noteLookup(entry, now)
+      found.push(entry.handle)
+    }
+    return found
+  }
+
+  /** The session registered under this id, or `undefined`. */
+  getSession(sessionId: string): H | undefined {
+    if (typeof sessionId !== 'string') {
+      throw invalidArgument('ERR_INVALID_SESSION_ID', 'sessionId', sessionId, 'a string')
+    }
+    const entry = this.#index.byId.get(sessionId)
+    if (entry === undefined) return undefined
+    // Handing the session out counts as its activity.
+    this.#index.noteLookup(entry, this.#time.now())
+    return entry.handle
+  }
+
+  /** `{ totalSessions, activeClients, sessionsByClient }`, counted now. */
+  getStats(): NitySessionRegistryStats {
+    const byClient = this.#index.byClient
+    const sessionsByClient: Record<string, number> = {}
+    for (const [client, sessions] of byClient) {
+      if (client === '__proto__') {
+        Object.defineProperty(sessionsByClient, client, {
+          value: sessions.size,
+          writable: true,
+          enumerable: true,
+          configurable: true,
+        })
+      } else {
+        sessionsByClient[client] = sessions.size
+      }
+    }
+    return { totalSessions: this.#index.byId.size, activeClients: byClient.size, sessionsByClient }
+  }
+
+  /**
+   * Asks every session for its health and closes those that are timed out
+   * or in the error state (a `getHealth()` that throws counts as error; a
+   * session without `getHealth` is left alone), and, with `idleTimeoutMs`,
+   * those idle past it that are not running. Resolves with the number
+   * removed; failed closes are reported to the close hooks.
+   */
+  cleanupStale(): Promise<number> {
+    return new Promise<number>((resolve) => {
+      this.#scan(this.#closes.batch(resolve, true))
+    })
+  }
+
+  /** Subscribes to close events; returns the function that unsubscribes. */
+  onSessionClosed(listener: (event: NitySessionClosedEvent) => void): () => void {
+    if (typeof listener !== 'function') {
+      throw invalidArgument('ERR_INVALID_LISTENER', 'a close listener', listener, 'a function')
+    }
+    return this.#hooks.add(listener)
+  }
+
+  /** Records activity of a session, for the idle timeout and eviction order; `false` when it is not registered. */
+  touch(sessionId: string): boolean {
+    if (typeof sessionId !== 'string') {
+      throw invalidArgument('ERR_INVALID_SESSION_ID', 'sessionId', sessionId, 'a string')
+    }
+    this.#flushLookups()
+    return this.#native.touch(sessionId, this.#time.now())
+  }
+
+  /**
+   * Merges numeric metrics into a session's record (a name given again
+   * replaces its value); `false` when the session is not registered. Every
+   * value must be a finite number, or nothing is merged.
+   */
+  updateMetrics(sessionId: string, metrics: Record<string, number>): boolean {
+    if (typeof sessionId !== 'string') {
+      throw invalidArgument('ERR_INVALID_SESSION_ID', 'sessionId', sessionId, 'a string')
+    }
+    if (metrics === null || typeof metrics !== 'object') {
+      throw invalidArgument('ERR_INVALID_METRICS', 'metrics', metrics, 'an object of numbers')
+    }
+    const names = Object.keys(metrics)
+    const values = new Float64Array(names.length)
+    names.forEach((name, i) => {
+      const value: unknown = metrics[name]
+      if (typeof value !== 'number' || !Number.isFinite(value)) {
+        throw invalidArgument('ERR_INVALID_METRICS', `metric '${name}'`, value, 'a finite number')
+      }
+      values[i] = value
+    })
+    return this.#native.updateMetrics(sessionId, names, values)
+  }
+
+  /** `{ sessionId, clientId, registeredAt, lastActivityAt, metrics }` of a registered session, or `undefined`. Not activity. */
+  getSessionInfo(sessionId: string): NitySessionInfo | undefined {
+    if (typeof sessionId !== 'string') {
+      throw invalidArgument('ERR_INVALID_SESSION_ID', 'sessionId', sessionId, 'a string')
+    }
+    this.#flushLookups()
+    const info = this.#native.sessionInfo(sessionId)
+    return info === undefined || info === null ? undefined : sessionInfo(info)
+  }
+
+  /** Aggregate metrics since the registry was created, kept up to date as sessions come and go. */
+  getMetrics(): NitySessionRegistryMetrics {
+    const metrics = this.#native.metrics()
+    return {
+      sessionsRegistered: metrics.sessionsRegistered,
+      sessionsClosed: metrics.sessionsClosed,
+      closesByReason: record(metrics.closesByReason.map((r) => [r.name, r.value] as const)) as Record<
+        NitySessionCloseReason,
+        number
+      >,
+      closeFailures: metrics.closeFailures,
+      closeTimeouts: metrics.closeTimeouts,
+      averageCloseDurationMs: metrics.averageCloseDurationMs,
+      maxCloseDurationMs: metrics.maxCloseDurationMs,
+      averageSessionLifetimeMs: metrics.averageSessionLifetimeMs,
+      metricTotals: record(metrics.metricTotals.map((m) => [m.name, m.value] as const)),
+    }
+  }
+
+  /**
+   * One page of `getSessionInfo` rows in registration order, all sessions or
+   * one client's; pass the returned `next` as `after` for the next page.
+   */
+  list(options?: NitySessionListOptions): NitySessionPage {
+    let clientId: string | undefined
+    let after: string | undefined
+    let limit = DEFAULT_PAGE
+    if (options !== undefined && options !== null) {
+      if (typeof options !== 'object') {
+        throw invalidArgument('ERR_INVALID_ARG', 'list options', options, 'an object')
+      }
+      rejectUnknownKeys(options, LIST_OPTIONS, 'list option', (message) => nityError('ERR_INVALID_ARG', message))
+      const given = options as Record<string, unknown>
+      if (given.clientId !== undefined) {
+        if (typeof given.clientId !== 'string') {
+          throw invalidArgument('ERR_INVALID_CLIENT_ID', 'clientId', given.clientId, 'a string')
+        }
+        clientId = given.clientId
+      }
+      if (given.limit !== undefined) {
+        const n = given.limit
+        if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) {
+          throw invalidArgument('ERR_INVALID_ARG', 'limit', n, 'a positive integer')
+        }
+        limit = Math.min(n, 0xffff_ffff)
+      }
+      if (given.after !== undefined) {
+        if (typeof given.after !== 'string') {
+          throw invalidArgument('ERR_INVALID_CURSOR', 'after', given.after, 'a cursor string from list()')
+        }
+        after = given.after
+      }
+    }
+    this.#flushLookups()
+    const page = call(() => this.#native.list(clientId, after, limit))
+    const sessions = Array.from(page.sessions, sessionInfo)
+    return page.next === undefined || page.next === null ? { sessions } : { sessions, next: page.next }
+  }
+
+  /** Closes every session (reason `'shutdown'`) under the close deadline and the concurrency bound; resolves with how many were removed. */
+  closeAll(): Promise<number> {
+    return this.#closeInBulk(this.#native.closeAll(this.#time.now()))
+  }
+
+  /**
+   * `closeAll()`, and after it the registry takes no more sessions
+   * (`register` throws `ERR_REGISTRY_DISPOSED`) and its automatic cleanup
+   * stops. Calling it again resolves with 0.
+   */
+  dispose(): Promise<number> {
+    this.#native.dispose()
+    this.stopAutoCleanup()
+    return this.closeAll()
+  }
+
+  /**
+   * Runs the stale cleanup every `intervalMs` (default: the
+   * `cleanupIntervalMs` option), each run starting `intervalMs` after the
+   * previous one finished. Restarting changes the interval.
+   */
+  startAutoCleanup(intervalMs?: number): void {
+    if (this.#native.disposed) {
+      throw nityError('ERR_REGISTRY_DISPOSED', 'the registry is disposed and takes no more sessions')
+    }
+    const fail = (message: string): ReturnType<typeof nityError> => nityError('ERR_INVALID_ARG', message)
+    const interval = readDuration(intervalMs, 'intervalMs', fail) ?? this.#autoInterval ?? this.#options.cleanupIntervalMs
+    if (interval === undefined) {
+      throw fail('startAutoCleanup() needs an interval: pass intervalMs or set the cleanupIntervalMs option')
+    }
+    this.#beginAutoCleanup(interval)
+  }
+
+  /** Stops the automatic stale cleanup. Idempotent. */
+  stopAutoCleanup(): void {
+    this.#autoInterval = undefined
+    this.#autoGeneration += 1
+    if (this.#autoTimer !== undefined) this.#time.clearTimer(this.#autoTimer)
+    this.#autoTimer = undefined
+  }
+
+  #beginAutoCleanup(interval: number): void {
+    this.stopAutoCleanup()
+    this.#autoInterval = interval
+    this.#armAutoCleanup(this.#autoGeneration)
+  }
+
+  #armAutoCleanup(generation: number): void {
+    const interval = this.#autoInterval
+    if (interval === undefined || generation !== this.#autoGeneration) return
+    // The timer holds the registry weakly: a registry dropped without
+    // dispose() is collected, and its timer then does nothing.
+    const self = new WeakRef(this)
+    this.#autoTimer = this.#time.setTimer(() => {
+      const registry = self.deref()
+      if (registry !== undefined) registry.#autoCleanupTick(generation)
+    }, interval)
+  }
+
+  #autoCleanupTick(generation: number): void {
+    this.#autoTimer = undefined
+    if (generation !== this.#autoGeneration) return
+    this.#scan(this.#closes.batch(() => this.#armAutoCleanup(generation), true))
+  }
+
+  #scan(batch: Batch): void {
+    this.#flushLookups()
+    scanStale(this.#native, this.#index, this.#closes, this.#time, this.#options.idleTimeoutMs !== undefined, batch)
+  }
+
+  /** Closes what a bulk cleanup removed; a promise for the count. */
+  #closeInBulk(orders: { tickets: Float64Array; slots: Uint32Array }): Promise<number> {
+    if (orders.tickets.length === 0) return Promise.resolve(0)
+    // Every handle leaves the index before any close() runs, because a
+    // close() that registers a new session may be handed one of these slots.
+    const handles = Array.from(orders.slots, (slot) => this.#index.take(slot)?.handle)
+    return new Promise<number>((resolve) => {
+      const batch = this.#closes.batch(resolve, false)
+      this.#closes.enqueue(batch, orders.tickets, handles)
+      this.#closes.seal(batch)
+      this.#closes.pump()
+    })
+  }
+
+  /** Hands the lookups the core has not heard of yet to it. */
+  #flushLookups(): void {
+    const lookups = this.#index.takeLookups()
+    if (lookups !== undefined) this.#native.noteLookups(lookups.slots, lookups.times)
+  }
+
+  /**
+   * `register` in a full registry with `evictIdle`: finds the least recently
+   * active session that says it is not running (asking in small batches,
+   * least recently active first), then evicts it and registers in one step
+   * of the core. `isRunning()` may call back into the registry, so the core
+   * re-checks that the victim still makes room; if it no longer does, the
+   * search starts over, a few times at most.
+   */
+  #registerEvicting(clientId: string, id: string, session: H): void {
+    for (let attempt = 0; attempt < EVICTION_ATTEMPTS; attempt++) {
+      this.#flushLookups()
+      const limit = this.#native.full(clientId)
+      if (limit === undefined || limit === null) {
+        // Room appeared meanwhile (a close or unregister in isRunning()).
+        const slot = call(() => this.#native.register(clientId, id, this.#time.now()))
+        this.#index.add(slot, id, clientId, session)
+        return
+      }
+      const victim = this.#findIdle(limit, clientId)
+      if (victim === undefined) call(() => this.#native.limitError(limit, clientId))
+      let admitted
+      try {
+        admitted = this.#native.registerEvicting(clientId, id, victim!.slot, victim!.seq, this.#time.now())
+      } catch (thrown) {
+        const error = fromNative(thrown) as Error & { code?: string }
+        if (error.code === 'ERR_SESSION_LIMIT' || error.code === 'ERR_CLIENT_SESSION_LIMIT') continue
+        throw error
+      }
+      // The new session may be given the victim's slot: the victim's handle
+      // leaves the index first, then the new one takes the slot, then the
+      // victim's close may run.
+      let evicted: Entry<H> | undefined
+      if (admitted.evictedSlot !== undefined && admitted.evictedSlot !== null) {
+        evicted = this.#index.take(admitted.evictedSlot)
+      }
+      this.#index.add(admitted.slot, id, clientId, session)
+      if (admitted.evictedTicket !== undefined && admitted.evictedTicket !== null) {
+        const batch = this.#closes.batch(() => {}, false)
+        this.#closes.enqueue(batch, new Float64Array([admitted.evictedTicket]), [evicted?.handle])
+        this.#closes.seal(batch)
+        this.#closes.pump()
+      }
+      return
+    }
+    const limit = this.#native.full(clientId)
+    if (limit !== undefined && limit !== null) call(() => this.#native.limitError(limit, clientId))
+    throw nityError('ERR_SESSION_LIMIT', 'the registry is full and no idle session could be evicted')
+  }
+
+  /** The least recently active registration under `limit` whose session says it is not running. */
+  #findIdle(limit: Limit, clientId: string): { slot: number; seq: number } | undefined {
+    for (let skip = 0; ; skip += EVICTION_BATCH) {
+      const candidates = this.#native.evictionCandidates(limit, clientId, skip, EVICTION_BATCH)
+      if (candidates.slots.length === 0) return undefined
+      for (let i = 0; i < candidates.slots.length; i++) {
+        const entry = this.#index.at(candidates.slots[i]!)
+        if (entry !== undefined && !isRunning(entry.handle)) {
+          return { slot: candidates.slots[i]!, seq: candidates.seqs[i]! }
+        }
+      }
+    }
+  }
+}
+
+/** A native session report as a plain object of this realm. */
+function sessionInfo(info: {
+  sessionId: string
+  clientId: string
+  registeredAt: number
+  lastActivityAt: number
+  metrics: Array<{ name: string; value: number }>
+}): NitySessionInfo {
+  return {
+    sessionId: info.sessionId,
+    clientId: info.clientId,
+    registeredAt: info.registeredAt,
+    lastActivityAt: info.lastActivityAt,
+    metrics: record(info.metrics.map((m) => [m.name, m.value] as const)),
+  }
+}
