@@ -4,7 +4,7 @@
 
 use napi::bindgen_prelude::{Float64Array, Uint32Array, Uint8Array};
 use napi_derive::napi;
-use nity_registry_core::{CloseOutcome, Cursor, LimitScope, Registry, Unregister};
+use nity_registry_core::{CloseOutcome, Cursor, LimitScope, Registry, StaleReading, Unregister};
 
 use crate::error::{from_core, Result};
 use crate::options::PolicyOptions;
@@ -227,10 +227,9 @@ impl NativeRegistry {
     )
   }
 
-  /// Closes, with the reason the core gives, each scanned registration
-  /// whose health reading (`health[i]`, a `HealthCode`; `timedOut[i]`) or
-  /// idleness (`running[i]`, a `RunningCode`) says so, unless it was removed
-  /// or replaced since the scan saw it.
+  /// The core's stale cleanup over scanned registrations: `slots[i]` /
+  /// `seqs[i]` read `health[i]` (a `HealthCode`), `timedOut[i]` (0 or 1)
+  /// and `running[i]` (a `RunningCode`).
   #[napi]
   pub fn close_stale(
     &mut self,
@@ -241,17 +240,17 @@ impl NativeRegistry {
     running_codes: Uint8Array,
     now: f64,
   ) -> CloseOrders {
-    let mut orders = Vec::new();
-    for (i, (&slot, &seq)) in slots.iter().zip(seqs.iter()).enumerate() {
-      let reading = reading(health[i], timed_out[i] == 1);
-      let Some(reason) = reading.close_reason(running(running_codes[i])) else {
-        continue;
-      };
-      if let Some(order) = self.core.close_registration(slot, seq as u64, reason, now) {
-        orders.push(order);
-      }
-    }
-    orders.into()
+    let readings = slots
+      .iter()
+      .zip(seqs.iter())
+      .enumerate()
+      .map(|(i, (&slot, &seq))| StaleReading {
+        slot,
+        seq: seq as u64,
+        health: reading(health[i], timed_out[i] == 1),
+        running: running(running_codes[i]),
+      });
+    self.core.close_stale(readings, now).into()
   }
 
   /// Records activity of a session by id; `false` when it is not registered.

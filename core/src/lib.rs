@@ -69,7 +69,7 @@ pub use health::{HealthReading, HealthState};
 pub use memory_store::MemoryStore;
 pub use metrics::Metrics;
 pub use policy::{LimitScope, Policy, DEFAULT_MAX_CONCURRENT_CLOSES};
-pub use registry::{ClientChange, Registry, SessionInfo, Unregister};
+pub use registry::{Registry, SessionInfo, StaleReading, Unregister};
 pub use store::{RemovedSession, SessionStore, SessionView};
 
 /// Where the embedding layer keeps a session's handle. A store holds fewer

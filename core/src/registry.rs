@@ -1,7 +1,5 @@
 //! The registry's rules on top of a [`SessionStore`].
 
-use std::collections::HashMap;
-
 use crate::close::{CloseOrder, CloseOutcome, CloseReason, CloseReport, CloseTracker, Ticket};
 use crate::cursor::Cursor;
 use crate::directory::{DirectoryChange, SessionRecord};
@@ -9,13 +7,24 @@ use crate::metrics::{Metrics, MetricsRecorder};
 use crate::policy::{LimitScope, Policy};
 use crate::store::SessionStore;
 use crate::store::{RemovedSession, SessionView};
-use crate::{Error, MemoryStore, Slot};
+use crate::{Error, HealthReading, MemoryStore, Slot};
 
 /// What `getSessionInfo` reports about a session, borrowed from the registry.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionInfo<'a> {
   pub view: SessionView<'a>,
   pub metrics: &'a [(Box<str>, f64)],
+}
+
+/// What a stale scan read of one registration, for [`Registry::close_stale`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StaleReading {
+  pub slot: Slot,
+  pub seq: u64,
+  pub health: HealthReading,
+  /// Asked only of sessions past the idle timeout: whether it is running;
+  /// `None` when not asked or it could not say.
+  pub running: Option<bool>,
 }
 
 /// What `unregister` found.
@@ -41,35 +50,10 @@ pub struct Registry<S: SessionStore = MemoryStore> {
   policy: Policy,
   metrics: MetricsRecorder,
   disposed: bool,
-  /// Clients whose session count changed since the last
-  /// [`Registry::take_client_changes`], so that a mirror of the counts can
-  /// be brought up to date without a full scan.
-  changed_clients: HashMap<String, Change>,
-  change_order: u64,
   /// Changes for a shared directory since the last
   /// [`Registry::take_directory_changes`]; `None` while nobody asked for
   /// them, so that registering and removing cost one branch more, no more.
   directory_changes: Option<Vec<DirectoryChange>>,
-}
-
-/// What happened to a client's count since the last take.
-struct Change {
-  /// When the client last came into existence, or first changed if it
-  /// already existed: the order in which a mirror should see it.
-  order: u64,
-  /// Whether its count dropped to zero at some point.
-  emptied: bool,
-}
-
-/// One client's count to bring a mirror up to date with.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ClientChange {
-  pub client_id: String,
-  /// Sessions the client owns now; 0 when it is gone.
-  pub count: usize,
-  /// The client disappeared and came back since the last take: a mirror that
-  /// keeps clients in arrival order must move it to the end.
-  pub recreated: bool,
 }
 
 impl Default for Registry<MemoryStore> {
@@ -92,8 +76,6 @@ impl<S: SessionStore> Registry<S> {
       policy: Policy::default(),
       metrics: MetricsRecorder::default(),
       disposed: false,
-      changed_clients: HashMap::new(),
-      change_order: 0,
       directory_changes: None,
     }
   }
@@ -248,7 +230,6 @@ impl<S: SessionStore> Registry<S> {
 
   fn insert(&mut self, client_id: &str, session_id: &str, now: f64) -> Result<Slot, Error> {
     let (slot, _) = self.store.insert(client_id, session_id, now)?;
-    self.client_changed(client_id, true);
     if let Some(changes) = &mut self.directory_changes {
       changes.push(DirectoryChange::Claimed(SessionRecord::new(
         session_id, client_id, now,
@@ -379,7 +360,6 @@ impl<S: SessionStore> Registry<S> {
     let removed = self.store.remove_all();
     let mut orders = Vec::with_capacity(removed.len());
     for session in removed {
-      self.client_changed(&session.client_id, false);
       orders.push(self.begin(session, CloseReason::Shutdown, now));
     }
     orders
@@ -429,10 +409,7 @@ impl<S: SessionStore> Registry<S> {
   /// Removes a session for closing.
   pub fn unregister(&mut self, session_id: &str, now: f64) -> Unregister {
     match self.store.remove(session_id) {
-      Some(removed) => {
-        self.client_changed(&removed.client_id, false);
-        Unregister::Close(self.begin(removed, CloseReason::Unregister, now))
-      }
+      Some(removed) => Unregister::Close(self.begin(removed, CloseReason::Unregister, now)),
       None => match self.closes.in_flight(session_id) {
         Some(ticket) => Unregister::AlreadyClosing(ticket),
         None => Unregister::NotRegistered,
@@ -443,9 +420,6 @@ impl<S: SessionStore> Registry<S> {
   /// Removes all of a client's sessions for closing, in registration order.
   pub fn cleanup_client(&mut self, client_id: &str, now: f64) -> Vec<CloseOrder> {
     let removed = self.store.remove_client(client_id);
-    if !removed.is_empty() {
-      self.client_changed(client_id, false);
-    }
     removed
       .into_iter()
       .map(|removed| self.begin(removed, CloseReason::CleanupClient, now))
@@ -473,8 +447,25 @@ impl<S: SessionStore> Registry<S> {
     now: f64,
   ) -> Option<CloseOrder> {
     let removed = self.store.remove_registration(slot, seq)?;
-    self.client_changed(&removed.client_id, false);
     Some(self.begin(removed, reason, now))
+  }
+
+  /// Removes for closing, in order, each scanned registration whose readings
+  /// say so: its health is stale (reason `CleanupStale`), or it is past the
+  /// idle timeout and said it is not running (reason `Idle`). A registration
+  /// removed or replaced since the scan saw it is skipped.
+  pub fn close_stale(
+    &mut self,
+    readings: impl IntoIterator<Item = StaleReading>,
+    now: f64,
+  ) -> Vec<CloseOrder> {
+    readings
+      .into_iter()
+      .filter_map(|reading| {
+        let reason = reading.health.close_reason(reading.running)?;
+        self.close_registration(reading.slot, reading.seq, reason, now)
+      })
+      .collect()
   }
 
   /// Records how a close ended. Only the first report of a ticket counts;
@@ -493,56 +484,6 @@ impl<S: SessionStore> Registry<S> {
   /// Whether a close is still waiting for its report.
   pub fn is_closing(&self, ticket: Ticket) -> bool {
     self.closes.is_pending(ticket)
-  }
-
-  /// Every client whose session count changed since the last call, in the
-  /// order a mirror that lists clients by arrival needs to apply them.
-  pub fn take_client_changes(&mut self) -> Vec<ClientChange> {
-    let mut changed: Vec<(u64, ClientChange)> = self
-      .changed_clients
-      .drain()
-      .map(|(client_id, change)| {
-        let count = self.store.client_len(&client_id);
-        let recreated = change.emptied && count > 0;
-        (
-          change.order,
-          ClientChange {
-            client_id,
-            count,
-            recreated,
-          },
-        )
-      })
-      .collect();
-    changed.sort_unstable_by_key(|(order, _)| *order);
-    changed.into_iter().map(|(_, change)| change).collect()
-  }
-
-  /// Notes a change of `client_id`'s count, already applied to the store;
-  /// `added` when a session was added rather than removed.
-  fn client_changed(&mut self, client_id: &str, added: bool) {
-    let count = self.store.client_len(client_id);
-    let created = added && count == 1;
-    self.change_order += 1;
-    let order = self.change_order;
-    match self.changed_clients.get_mut(client_id) {
-      Some(change) => {
-        if count == 0 {
-          change.emptied = true;
-        } else if created {
-          change.order = order;
-        }
-      }
-      None => {
-        self.changed_clients.insert(
-          client_id.to_owned(),
-          Change {
-            order,
-            emptied: count == 0,
-          },
-        );
-      }
-    }
   }
 
   /// How many closes are in flight.
@@ -678,5 +619,64 @@ mod tests {
       .close_registration(slot, seq, CloseReason::CleanupStale, 0.0)
       .is_none());
     assert_eq!(registry.store().session_count(), 1);
+  }
+
+  #[test]
+  fn close_stale_takes_stale_and_idle_not_running_sessions_once() {
+    use crate::{HealthReading, HealthState};
+    let mut registry = Registry::new();
+    let ok = HealthReading::Reported {
+      state: HealthState::Idle,
+      timed_out: false,
+    };
+    let error = HealthReading::Reported {
+      state: HealthState::Error,
+      timed_out: false,
+    };
+    for id in ["healthy", "broken", "idle", "busy", "replaced"] {
+      registry.register("c", id, 0.0).unwrap();
+    }
+    let seen = registry.registrations();
+    let reading = |i: usize, health, running| StaleReading {
+      slot: seen[i].0,
+      seq: seen[i].1,
+      health,
+      running,
+    };
+    // "replaced" leaves and comes back before the scan's verdict.
+    let Unregister::Close(_) = registry.unregister("replaced", 1.0) else {
+      panic!()
+    };
+    registry.register("c", "replaced", 1.0).unwrap();
+    let readings = [
+      reading(0, ok, None),
+      reading(1, error, None),
+      reading(2, ok, Some(false)),
+      reading(3, ok, Some(true)),
+      reading(4, error, None),
+    ];
+    let orders = registry.close_stale(readings, 2.0);
+    assert_eq!(orders.len(), 2);
+    let reasons: Vec<_> = orders
+      .iter()
+      .map(|o| {
+        registry
+          .settle(o.ticket, CloseOutcome::Closed, 3.0)
+          .unwrap()
+      })
+      .map(|r| (r.session_id, r.reason))
+      .collect();
+    assert_eq!(
+      reasons,
+      vec![
+        ("broken".to_owned(), CloseReason::CleanupStale),
+        ("idle".to_owned(), CloseReason::Idle)
+      ]
+    );
+    assert!(
+      registry.close_stale(readings, 4.0).is_empty(),
+      "a second verdict on the same scan closes nothing"
+    );
+    assert!(registry.session("replaced").is_some());
   }
 }

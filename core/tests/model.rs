@@ -21,8 +21,6 @@ enum Op {
   StaleClose(usize),
   /// Settle the n-th close in flight (if any), twice.
   Settle(usize, bool),
-  /// Take the clients whose count changed since the last take.
-  TakeChanges,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -32,7 +30,6 @@ fn op() -> impl Strategy<Value = Op> {
     1 => (0..CLIENTS.len()).prop_map(Op::CleanupClient),
     1 => (0..8usize).prop_map(Op::StaleClose),
     2 => (0..8usize, any::<bool>()).prop_map(|(n, ok)| Op::Settle(n, ok)),
-    1 => Just(Op::TakeChanges),
   ]
 }
 
@@ -42,25 +39,6 @@ struct Model {
   live: Vec<(String, String, Slot)>,
   /// Closes in flight: ticket -> session id, in start order.
   closing: BTreeMap<Ticket, String>,
-  /// Clients in order of arrival, as a plain `Map`-based registry lists them.
-  arrival: Vec<String>,
-  /// A mirror of the counts, in key order, kept up to date only through
-  /// `take_client_changes` the way the bindings update their JS object.
-  mirror: Vec<(String, usize)>,
-}
-
-impl Model {
-  fn arrived(&mut self, client: &str) {
-    if self.client_sessions(client).len() == 1 {
-      self.arrival.push(client.to_owned());
-    }
-  }
-
-  fn left(&mut self, client: &str) {
-    if self.client_sessions(client).is_empty() {
-      self.arrival.retain(|c| c != client);
-    }
-  }
 }
 
 impl Model {
@@ -153,7 +131,6 @@ proptest! {
             let slot = result.expect("registers");
             prop_assert!(model.live.iter().all(|(_, _, s)| *s != slot), "slot in use");
             model.live.push((session.to_owned(), client.to_owned(), slot));
-            model.arrived(client);
           }
         }
         Op::Unregister(s) => {
@@ -163,7 +140,6 @@ proptest! {
             Unregister::Close(order) => {
               let i = model.position(session).expect("was registered");
               let (_, client, slot) = model.live.remove(i);
-              model.left(&client);
               let (closing_session, closing_client) = registry.closing_session(order.ticket).unwrap();
               prop_assert_eq!(closing_session, session);
               prop_assert_eq!(closing_client, client.as_str());
@@ -191,7 +167,6 @@ proptest! {
             .collect();
           prop_assert_eq!(got, expected);
           model.live.retain(|(_, owner, _)| owner != client);
-          model.left(client);
           for order in orders {
             prop_assert!(closed_tickets.insert(order.ticket));
             let session = registry.closing_session(order.ticket).unwrap().0.to_owned();
@@ -209,8 +184,7 @@ proptest! {
               .expect("still current");
             prop_assert!(registry.close_registration(slot, seq, CloseReason::CleanupStale, now).is_none());
             let i = model.live.iter().position(|(_, _, s)| *s == slot).unwrap();
-            let (_, client, _) = model.live.remove(i);
-            model.left(&client);
+            model.live.remove(i);
             prop_assert!(closed_tickets.insert(order.ticket));
             let session = registry.closing_session(order.ticket).unwrap().0.to_owned();
             model.closing.insert(order.ticket, session);
@@ -228,33 +202,6 @@ proptest! {
             prop_assert!(!registry.is_closing(ticket));
             model.closing.remove(&ticket);
           }
-        }
-        Op::TakeChanges => {
-          let changes = registry.take_client_changes();
-          let mut seen = HashSet::new();
-          for change in changes {
-            prop_assert!(seen.insert(change.client_id.clone()), "a client twice in one take");
-            prop_assert_eq!(change.count, model.client_sessions(&change.client_id).len());
-            let at = model.mirror.iter().position(|(c, _)| *c == change.client_id);
-            if change.count == 0 || change.recreated {
-              if let Some(at) = at {
-                model.mirror.remove(at);
-              }
-            }
-            if change.count > 0 {
-              match model.mirror.iter_mut().find(|(c, _)| *c == change.client_id) {
-                Some(entry) => entry.1 = change.count,
-                None => model.mirror.push((change.client_id, change.count)),
-              }
-            }
-          }
-          let expected: Vec<(String, usize)> = model
-            .arrival
-            .iter()
-            .map(|c| (c.clone(), model.client_sessions(c).len()))
-            .collect();
-          prop_assert_eq!(&model.mirror, &expected, "the mirror lists clients by arrival with exact counts");
-          prop_assert!(registry.take_client_changes().is_empty());
         }
       }
       check(&registry, &model);
