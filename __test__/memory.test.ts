@@ -448,6 +448,25 @@ describe('many register/unregister cycles', () => {
     expect(registry.getSession('kept')?.closeCalls).toBe(0)
   }, 180_000)
 
+  it('handles looked up before they were removed are collected, with no call that reads activity after', async () => {
+    const tracker = new Tracker()
+    const registry = new NitySessionRegistry<FakeSession>()
+    registerTracked(registry, tracker, 'kept-client', 'kept')
+    const cycles = 3_000
+    for (let i = 0; i < cycles; i++) {
+      const session = new FakeSession(`looked-up-${i}`, { kind: 'sync' })
+      tracker.trackAnonymously(session)
+      registry.register(`client-${i % 7}`, session)
+      expect(registry.getSession(session.id)).toBe(session)
+      expect(registry.getClientSessions(`client-${i % 7}`)).toContain(session)
+      await registry.unregister(session.id)
+    }
+    // The lookups of those sessions were never handed to the core (nothing
+    // read activity since), and still nothing keeps their handles.
+    expect(await tracker.collectCount(cycles)).toBe(cycles)
+    expect(registry.getSession('kept')?.id).toBe('kept')
+  }, 60_000)
+
   it('200k cycles do not grow memory without bound', async () => {
     const registry = new NitySessionRegistry<FakeSession>()
     registry.register('kept-client', new FakeSession('kept'))

@@ -6,20 +6,20 @@
 // policy allows, in slices of a few milliseconds that yield to the event
 // loop, so closing ten thousand sessions never stalls the process.
 //
-// Every close ends in exactly one report to the core, whatever `close()`
-// does (returns, throws, rejects, never settles, settles twice): the core
-// answers only the first report of a ticket.
+// Every close ends exactly once, whatever `close()` does (returns, throws,
+// rejects, never settles, settles twice): only its first end counts, here
+// and in the core. Ends are reported to the core in batches, once the
+// promise jobs queued so far have run, so closes that end together cross
+// into native code once.
 
 import { nityError } from './errors'
 import type { CloseHooks } from './close_hooks'
-import type { NativeRegistry } from './native'
+import { CloseEnd, type NativeRegistry } from './native'
 import { afterPromiseJobs, monotonic, nextTurn, SLICE_MS, type Time } from './time'
 import type { NitySessionCloseReason } from './types'
 
 /** Closes started per burst, between looks at the clock and the capacity. */
 const BURST = 32
-
-type Outcome = 'closed' | 'failed' | 'timedOut'
 
 /** A bulk cleanup: resolves with how many sessions it removed once all their closes ended. */
 export class Batch {
@@ -39,6 +39,8 @@ export class Batch {
 }
 
 interface Pending {
+  /** Its end is known and waits to be reported. */
+  ended: boolean
   /** The `unregister` that closed the session: rejects with the handle's error. */
   caller?: { resolve: () => void; reject: (error: unknown) => void }
   batch?: Batch
@@ -90,6 +92,11 @@ export class CloseQueue {
   private deadlineTicket: number[] = []
   private deadlineHead = 0
   private deadlineTimer: unknown = undefined
+  /** Ends not reported to the core yet, as columns. */
+  private endedTickets: number[] = []
+  private endedHow: CloseEnd[] = []
+  private endedErrors: unknown[] = []
+  private reportScheduled = false
 
   constructor(
     private readonly native: NativeRegistry,
@@ -98,14 +105,19 @@ export class CloseQueue {
     private readonly closeTimeoutMs: number,
   ) {}
 
-  /** Starts one close now and returns the promise of the `unregister` that ordered it. */
+  /**
+   * Calls `close()` of a session whose close the core has ordered and
+   * counted as started, and returns the promise of the `unregister` that
+   * ordered it.
+   */
   closeNow(ticket: number, handle: unknown): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.pending.set(ticket, { caller: { resolve, reject } })
-      this.native.startCloses(new Float64Array([ticket]), this.time.now())
-      startClose(handle, (fulfilled, value) => this.report(ticket, fulfilled, value))
-      // A close that settled at once needs no deadline.
-      if (this.pending.has(ticket)) this.watchDeadline(ticket)
+      this.pending.set(ticket, { ended: false, caller: { resolve, reject } })
+      startClose(handle, (fulfilled, value) => this.end(ticket, fulfilled ? CloseEnd.Closed : CloseEnd.Failed, value))
+      // A close that settled at once is told at once: its close event comes
+      // before `unregister` returns.
+      if (this.pending.get(ticket)?.ended === true) this.reportEnds()
+      else this.watchDeadline(ticket)
     })
   }
 
@@ -133,7 +145,7 @@ export class CloseQueue {
     batch.removed += tickets.length
     for (let i = 0; i < tickets.length; i++) {
       const ticket = tickets[i]!
-      this.pending.set(ticket, { batch })
+      this.pending.set(ticket, { ended: false, batch })
       this.queue.push({ ticket, handle: handles[i] })
     }
   }
@@ -172,8 +184,8 @@ export class CloseQueue {
         const tickets = new Float64Array(started.map((close) => close.ticket))
         this.native.startCloses(tickets, this.time.now())
         for (const { ticket, handle } of started) {
-          startClose(handle, (fulfilled, value) => this.report(ticket, fulfilled, value))
-          if (this.pending.has(ticket)) this.watchDeadline(ticket)
+          startClose(handle, (fulfilled, value) => this.end(ticket, fulfilled ? CloseEnd.Closed : CloseEnd.Failed, value))
+          this.watchIfRunning(ticket)
         }
       }
       if (this.queueHead === this.queue.length) {
@@ -192,47 +204,82 @@ export class CloseQueue {
     }
   }
 
-  private report(ticket: number, fulfilled: boolean, value: unknown): void {
-    this.finish(ticket, fulfilled ? 'closed' : 'failed', value)
+  /** A close that settled at once needs no deadline. */
+  private watchIfRunning(ticket: number): void {
+    const pending = this.pending.get(ticket)
+    if (pending !== undefined && !pending.ended) this.watchDeadline(ticket)
   }
 
-  /** Ends a close: tells the core, the close hooks and whoever waits. Only the first end counts. */
-  private finish(ticket: number, outcome: Outcome, error: unknown): void {
+  /** Notes how a close ended; only its first end counts. */
+  private end(ticket: number, how: CloseEnd, error: unknown): void {
     const pending = this.pending.get(ticket)
-    if (pending === undefined) return
-    this.pending.delete(ticket)
-    const report = this.native.settle(ticket, outcome, this.time.now())
-    if (report !== undefined && report !== null && !this.hooks.empty) {
-      const failure = outcome === 'closed' ? undefined : { error, timedOut: outcome === 'timedOut' }
-      this.hooks.deliver(
-        report.sessionId,
-        report.clientId,
-        report.reason as NitySessionCloseReason,
-        report.durationMs,
-        failure,
-      )
+    if (pending === undefined || pending.ended) return
+    pending.ended = true
+    this.endedTickets.push(ticket)
+    this.endedHow.push(how)
+    this.endedErrors.push(error)
+    if (!this.reportScheduled) {
+      this.reportScheduled = true
+      afterPromiseJobs(() => this.reportEnds())
     }
-    if (pending.caller !== undefined) {
-      if (outcome === 'closed') pending.caller.resolve()
-      else pending.caller.reject(error)
-    }
-    if (pending.batch !== undefined) {
-      pending.batch.remaining -= 1
-      this.finishBatchIfDone(pending.batch)
-    }
-    for (const resolve of pending.bystanders ?? []) resolve()
-    // A close ending frees room under the concurrency bound: refill once the
-    // promise jobs queued so far have run (closes that end together refill
-    // in one burst), in this turn while the slice lasts, else in the next.
-    if (this.queueHead < this.queue.length && !this.pumpScheduled) {
-      this.pumpScheduled = true
-      const inSlice = monotonic() - this.sliceStarted < SLICE_MS
-      const refill = (): void => {
-        this.pumpScheduled = false
-        this.pump(inSlice ? this.sliceStarted : monotonic())
+  }
+
+  /** Tells the core, the close hooks and whoever waits how the closes ended since the last call. */
+  private reportEnds(): void {
+    this.reportScheduled = false
+    if (this.endedTickets.length === 0) return
+    const tickets = this.endedTickets
+    const how = this.endedHow
+    const errors = this.endedErrors
+    this.endedTickets = []
+    this.endedHow = []
+    this.endedErrors = []
+    const ticketColumn = new Float64Array(tickets)
+    const howColumn = new Uint8Array(how)
+    const now = this.time.now()
+    const reports = this.hooks.empty
+      ? undefined
+      : this.native.settleReported(ticketColumn, howColumn, now)
+    if (reports === undefined) this.native.settle(ticketColumn, howColumn, now)
+    for (let i = 0; i < tickets.length; i++) {
+      const ticket = tickets[i]!
+      const pending = this.pending.get(ticket)
+      if (pending === undefined) continue
+      this.pending.delete(ticket)
+      const closed = how[i] === CloseEnd.Closed
+      const report = reports?.[i]
+      if (report !== undefined && report !== null) {
+        const failure = closed ? undefined : { error: errors[i], timedOut: how[i] === CloseEnd.TimedOut }
+        this.hooks.deliver(
+          report.sessionId,
+          report.clientId,
+          report.reason as NitySessionCloseReason,
+          report.durationMs,
+          failure,
+        )
       }
-      if (inSlice) afterPromiseJobs(refill)
-      else nextTurn(refill)
+      if (pending.caller !== undefined) {
+        if (closed) pending.caller.resolve()
+        else pending.caller.reject(errors[i])
+      }
+      if (pending.batch !== undefined) {
+        pending.batch.remaining -= 1
+        this.finishBatchIfDone(pending.batch)
+      }
+      for (const resolve of pending.bystanders ?? []) resolve()
+    }
+    // Ended closes free room under the concurrency bound: refill in this
+    // turn while the slice lasts, else in the next.
+    if (this.queueHead < this.queue.length && !this.pumpScheduled) {
+      if (monotonic() - this.sliceStarted < SLICE_MS) {
+        this.pump(this.sliceStarted)
+      } else {
+        this.pumpScheduled = true
+        nextTurn(() => {
+          this.pumpScheduled = false
+          this.pump()
+        })
+      }
     }
   }
 
@@ -245,7 +292,7 @@ export class CloseQueue {
 
   /** Drops the deadlines of closes that ended from the front, and compacts. */
   private pruneDeadlines(): void {
-    while (this.deadlineHead < this.deadlineTicket.length && !this.pending.has(this.deadlineTicket[this.deadlineHead]!)) {
+    while (this.deadlineHead < this.deadlineTicket.length && this.pending.get(this.deadlineTicket[this.deadlineHead]!)?.ended !== false) {
       this.deadlineHead += 1
     }
     if (this.deadlineHead === this.deadlineTicket.length) {
@@ -281,12 +328,13 @@ export class CloseQueue {
       const ticket = this.deadlineTicket[this.deadlineHead]!
       if (at > now) break
       this.deadlineHead += 1
-      if (this.pending.has(ticket)) {
+      const pending = this.pending.get(ticket)
+      if (pending !== undefined && !pending.ended) {
         const error = nityError(
           'ERR_CLOSE_TIMEOUT',
           `the session's close() did not settle within ${this.closeTimeoutMs} ms; the registry gave up on it`,
         )
-        this.finish(ticket, 'timedOut', error)
+        this.end(ticket, CloseEnd.TimedOut, error)
       }
     }
     this.armDeadlines()

@@ -26,4 +26,6 @@ export const HealthCode: typeof Binding.HealthCode = binding.HealthCode
 export type HealthCode = Binding.HealthCode
 export const RunningCode: typeof Binding.RunningCode = binding.RunningCode
 export type RunningCode = Binding.RunningCode
-export type { Limit, Outcome, PolicyOptions } from '../native'
+export const CloseEnd: typeof Binding.CloseEnd = binding.CloseEnd
+export type CloseEnd = Binding.CloseEnd
+export type { Limit, PolicyOptions } from '../native'

@@ -11,7 +11,7 @@ import { NativeRegistry, type Limit } from './native'
 import { readDuration, readOptions, rejectUnknownKeys, type Options } from './options'
 import { SessionIndex, type Entry } from './session_index'
 import { isRunning, scanStale } from './stale_scan'
-import { clockTime, systemTime, type Time } from './time'
+import { afterPromiseJobs, clockTime, systemTime, type Time } from './time'
 import type {
   NitySessionCloseReason,
   NitySessionClosedEvent,
@@ -78,6 +78,8 @@ export class NitySessionRegistry<H extends NitySessionHandle = NitySessionHandle
   #autoInterval: number | undefined = undefined
   #autoGeneration = 0
   #autoTimer: unknown = undefined
+  /** The clock reading lookups share in this synchronous run, if any. */
+  #turnTime: number | undefined = undefined
 
   /** Creates an empty registry; see `NitySessionRegistryOptions` for `options`. */
   constructor(options?: NitySessionRegistryOptions) {
@@ -91,7 +93,7 @@ export class NitySessionRegistry<H extends NitySessionHandle = NitySessionHandle
       idleTimeoutMs: read.idleTimeoutMs,
       maxConcurrentCloses: read.maxConcurrentCloses,
     })
-    this.#index = new SessionIndex<H>(() => this.#flushLookups())
+    this.#index = new SessionIndex<H>()
     this.#closes = new CloseQueue(this.#native, this.#time, this.#hooks, read.closeTimeoutMs)
     if (read.onSessionClosed !== undefined) this.#hooks.add(read.onSessionClosed)
     if (read.cleanupIntervalMs !== undefined) this.#beginAutoCleanup(read.cleanupIntervalMs)
@@ -148,11 +150,16 @@ export class NitySessionRegistry<H extends NitySessionHandle = NitySessionHandle
     if (typeof sessionId !== 'string') {
       return Promise.reject(invalidArgument('ERR_INVALID_SESSION_ID', 'sessionId', sessionId, 'a string'))
     }
-    const found = this.#native.unregister(sessionId, this.#time.now())
-    if (found === undefined || found === null) return Promise.resolve()
-    if (found.slot === undefined || found.slot === null) return this.#closes.whenClosed(found.ticket)
-    const entry = this.#index.take(found.slot)
-    return this.#closes.closeNow(found.ticket, entry?.handle)
+    const entry = this.#index.byId.get(sessionId)
+    if (entry === undefined) {
+      // Not registered here; maybe its close is still in flight.
+      const closing = this.#native.closingTicket(sessionId)
+      return closing === undefined || closing === null ? Promise.resolve() : this.#closes.whenClosed(closing)
+    }
+    const ticket = this.#native.unregister(sessionId, this.#time.now())
+    if (ticket === undefined || ticket === null) return Promise.resolve()
+    this.#index.take(entry.slot)
+    return this.#closes.closeNow(ticket, entry.handle)
   }
 
   /**
@@ -172,15 +179,12 @@ export class NitySessionRegistry<H extends NitySessionHandle = NitySessionHandle
     if (typeof clientId !== 'string') {
       throw invalidArgument('ERR_INVALID_CLIENT_ID', 'clientId', clientId, 'a string')
     }
-    const sessions = this.#index.byClient.get(clientId)
+    const client = this.#index.byClient.get(clientId)
     const found: H[] = []
-    if (sessions === undefined) return found
+    if (client === undefined) return found
+    for (const entry of client.sessions) found.push(entry.handle)
     // Handing the sessions out counts as their activity.
-    const now = this.#time.now()
-    for (const entry of sessions) {
-      this.#index.noteLookup(entry, now)
-      found.push(entry.handle)
-    }
+    this.#index.seenClient(client, this.#lookupTime())
     return found
   }
 
@@ -192,7 +196,7 @@ export class NitySessionRegistry<H extends NitySessionHandle = NitySessionHandle
     const entry = this.#index.byId.get(sessionId)
     if (entry === undefined) return undefined
     // Handing the session out counts as its activity.
-    this.#index.noteLookup(entry, this.#time.now())
+    this.#index.seenSession(entry, this.#lookupTime())
     return entry.handle
   }
 
@@ -200,7 +204,7 @@ export class NitySessionRegistry<H extends NitySessionHandle = NitySessionHandle
   getStats(): NitySessionRegistryStats {
     const byClient = this.#index.byClient
     const sessionsByClient: Record<string, number> = {}
-    for (const [client, sessions] of byClient) {
+    for (const [client, { sessions }] of byClient) {
       if (client === '__proto__') {
         Object.defineProperty(sessionsByClient, client, {
           value: sessions.size,
@@ -420,6 +424,27 @@ export class NitySessionRegistry<H extends NitySessionHandle = NitySessionHandle
       this.#closes.seal(batch)
       this.#closes.pump()
     })
+  }
+
+  /**
+   * The time of a lookup. The system clock is read once per synchronous run
+   * of lookups (a clock read costs more than the lookup); the reading is
+   * forgotten once the promise jobs queued so far have run. An injected
+   * clock is read every time.
+   */
+  #lookupTime(): number {
+    if (this.#options.clock !== undefined) return this.#time.now()
+    let now = this.#turnTime
+    if (now === undefined) {
+      now = this.#time.now()
+      this.#turnTime = now
+      afterPromiseJobs(this.#forgetTurnTime)
+    }
+    return now
+  }
+
+  readonly #forgetTurnTime = (): void => {
+    this.#turnTime = undefined
   }
 
   /** Hands the lookups the core has not heard of yet to it. */

@@ -10,7 +10,7 @@ use crate::error::{from_core, Result};
 use crate::options::PolicyOptions;
 use crate::reports::{
   reading, running, Admitted, CloseOrders, ClosedReport, MetricsReport, PageReport, Registrations,
-  SessionInfoReport, Unregistered,
+  SessionInfoReport,
 };
 
 /// Which limit a registration ran into; `Registry` and `Client` as the
@@ -39,21 +39,22 @@ impl From<Limit> for LimitScope {
   }
 }
 
-/// How a handle's close ended, as reported to [`NativeRegistry::settle`].
-#[napi(string_enum = "camelCase")]
-pub enum Outcome {
+/// How a handle's close ended, one byte a close in [`NativeRegistry::settle`].
+#[napi]
+pub enum CloseEnd {
+  /// `close()` returned, or its promise fulfilled.
   Closed,
+  /// `close()` threw, or its promise rejected.
   Failed,
+  /// `close()` did not settle before the close deadline.
   TimedOut,
 }
 
-impl From<Outcome> for CloseOutcome {
-  fn from(outcome: Outcome) -> CloseOutcome {
-    match outcome {
-      Outcome::Closed => CloseOutcome::Closed,
-      Outcome::Failed => CloseOutcome::Failed,
-      Outcome::TimedOut => CloseOutcome::TimedOut,
-    }
+fn close_outcome(end: u8) -> CloseOutcome {
+  match end {
+    e if e == CloseEnd::Closed as u8 => CloseOutcome::Closed,
+    e if e == CloseEnd::TimedOut as u8 => CloseOutcome::TimedOut,
+    _ => CloseOutcome::Failed,
   }
 }
 
@@ -140,21 +141,25 @@ impl NativeRegistry {
     Err(from_core(self.core.limit_error(limit.into(), &client_id)))
   }
 
-  /// Removes a session for closing. `undefined` when nothing is registered
-  /// or closing under that id.
+  /// Removes a session for closing and counts its close as started: the
+  /// caller calls `close()` at once. The close's ticket, or `undefined`
+  /// when the session is not registered.
   #[napi]
-  pub fn unregister(&mut self, session_id: String, now: f64) -> Option<Unregistered> {
-    match self.core.unregister(&session_id, now) {
-      Unregister::Close(order) => Some(Unregistered {
-        ticket: order.ticket as f64,
-        slot: Some(order.slot),
-      }),
-      Unregister::AlreadyClosing(ticket) => Some(Unregistered {
-        ticket: ticket as f64,
-        slot: None,
-      }),
-      Unregister::NotRegistered => None,
+  pub fn unregister(&mut self, session_id: String, now: f64) -> Option<f64> {
+    match self.core.unregister_now(&session_id, now) {
+      Unregister::Close(order) => Some(order.ticket as f64),
+      Unregister::AlreadyClosing(_) | Unregister::NotRegistered => None,
     }
+  }
+
+  /// The ticket of the close in flight for a session id that is not
+  /// registered, if any.
+  #[napi]
+  pub fn closing_ticket(&self, session_id: String) -> Option<f64> {
+    self
+      .core
+      .closing_ticket(&session_id)
+      .map(|ticket| ticket as f64)
   }
 
   /// Removes every session of a client for closing, in registration order.
@@ -194,14 +199,34 @@ impl NativeRegistry {
     u32::try_from(self.core.close_capacity()).unwrap_or(u32::MAX)
   }
 
-  /// Records how a close ended. Only the first report of a ticket counts:
-  /// later ones return `undefined`.
+  /// Records how closes ended: `tickets[i]` ended as `ends[i]` (a
+  /// `CloseEnd`). Only the first report of a ticket counts.
   #[napi]
-  pub fn settle(&mut self, ticket: f64, outcome: Outcome, now: f64) -> Option<ClosedReport> {
-    self
-      .core
-      .settle(ticket as u64, outcome.into(), now)
-      .map(ClosedReport::from)
+  pub fn settle(&mut self, tickets: Float64Array, ends: Uint8Array, now: f64) {
+    for (&ticket, &end) in tickets.iter().zip(ends.iter()) {
+      self.core.settle(ticket as u64, close_outcome(end), now);
+    }
+  }
+
+  /// [`NativeRegistry::settle`], with what the close hooks are told: one
+  /// row per ticket, absent for a ticket reported before.
+  #[napi]
+  pub fn settle_reported(
+    &mut self,
+    tickets: Float64Array,
+    ends: Uint8Array,
+    now: f64,
+  ) -> Vec<Option<ClosedReport>> {
+    tickets
+      .iter()
+      .zip(ends.iter())
+      .map(|(&ticket, &end)| {
+        self
+          .core
+          .settle(ticket as u64, close_outcome(end), now)
+          .map(ClosedReport::from)
+      })
+      .collect()
   }
 
   /// Whether a close is still waiting for its report.

@@ -25,14 +25,6 @@ impl From<Vec<CloseOrder>> for CloseOrders {
   }
 }
 
-/// What `unregister` found: a close to carry out (`slot` present), or a
-/// close of that id already in flight (`slot` absent).
-#[napi(object)]
-pub struct Unregistered {
-  pub ticket: f64,
-  pub slot: Option<u32>,
-}
-
 /// A registration admitted by closing another: the new session's slot and,
 /// if one was closed to make room, its close.
 #[napi(object)]

@@ -417,6 +417,22 @@ impl<S: SessionStore> Registry<S> {
     }
   }
 
+  /// [`Registry::unregister`] for a caller that calls the session's
+  /// `close()` right away: a close it orders counts as started now.
+  pub fn unregister_now(&mut self, session_id: &str, now: f64) -> Unregister {
+    let found = self.unregister(session_id, now);
+    if let Unregister::Close(order) = found {
+      self.start_close(order.ticket, now);
+    }
+    found
+  }
+
+  /// The ticket of the close in flight for a session id, if any (the most
+  /// recent one when the id was closed more than once).
+  pub fn closing_ticket(&self, session_id: &str) -> Option<Ticket> {
+    self.closes.in_flight(session_id)
+  }
+
   /// Removes all of a client's sessions for closing, in registration order.
   pub fn cleanup_client(&mut self, client_id: &str, now: f64) -> Vec<CloseOrder> {
     let removed = self.store.remove_client(client_id);
