@@ -1,4 +1,3 @@
-'use strict'
 // The package's entry: the TypeScript surface, compiled by `npm run build`
 // into dist/. It names the runtime API so that `import` sees exactly it.
 const { NitySessionRegistry } = require('./dist/index.js')

@@ -12,7 +12,10 @@ afterEach(async () => {
   server = undefined
 })
 
-async function connect(url: string, name: string): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+async function connect(
+  url: string,
+  name: string,
+): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
   const client = new Client({ name, version: '1.0.0' })
   const transport = new StreamableHTTPClientTransport(new URL(url))
   await client.connect(transport)
@@ -41,10 +44,16 @@ describe('the bridge server, driven by the MCP SDK client', () => {
     const tools = await client.listTools()
     expect(tools.tools.map((tool) => tool.name).sort()).toEqual(['registry_stats', 'send_task', 'session_health'])
 
-    const result = await client.callTool({ name: 'send_task', arguments: { taskType: 'summarize', prompt: 'one two\nthree' } })
+    const result = await client.callTool({
+      name: 'send_task',
+      arguments: { taskType: 'summarize', prompt: 'one two\nthree' },
+    })
     expect(result.isError).toBeFalsy()
     expect(text(result)).toBe('3 words in 2 lines')
-    const todos = await client.callTool({ name: 'send_task', arguments: { taskType: 'find-todos', prompt: 'a\n// TODO: b' } })
+    const todos = await client.callTool({
+      name: 'send_task',
+      arguments: { taskType: 'find-todos', prompt: 'a\n// TODO: b' },
+    })
     expect(text(todos)).toBe('2: // TODO: b')
 
     const [clientId] = [...server.clients().values()]
@@ -72,7 +81,10 @@ describe('the bridge server, driven by the MCP SDK client', () => {
     const busy = await cursor.client.callTool({ name: 'send_task', arguments: { taskType: 'summarize', prompt: 'x' } })
     expect(busy.isError).toBe(true)
     expect(text(busy)).toBe('Session is busy')
-    const other = await vscode.client.callTool({ name: 'send_task', arguments: { taskType: 'summarize', prompt: 'x y' } })
+    const other = await vscode.client.callTool({
+      name: 'send_task',
+      arguments: { taskType: 'summarize', prompt: 'x y' },
+    })
     expect(text(other)).toBe('2 words in 1 lines')
     expect(text(await slow)).toBe('waited 300 ms')
     expect(server.registry.getStats().activeClients).toBe(2)

@@ -109,7 +109,10 @@ describe('a session with an empty id', () => {
     ['a class instance', new FakeSession('')],
   ])('%s: a TypeError ERR_INVALID_SESSION that names session.id as empty and does not blame close', (_, session) => {
     const { registry, expectUnchanged } = seeded()
-    const message = expectTypeError(thrown(() => registry.register('c', session as FakeSession)), 'ERR_INVALID_SESSION')
+    const message = expectTypeError(
+      thrown(() => registry.register('c', session as FakeSession)),
+      'ERR_INVALID_SESSION',
+    )
     expect(message).toContain('session.id')
     expect(message).toMatch(saysEmpty)
     expect(message).not.toMatch(/close/)
@@ -124,16 +127,25 @@ describe('Infinity and NaN are printed as such', () => {
     ['idleTimeoutMs', -Infinity, /-Infinity/],
     ['maxSessionsPerClient', -Infinity, /-Infinity/],
     ['maxConcurrentCloses', NaN, /NaN/],
-  ] as const)('new NitySessionRegistry({ %s: %s }): ERR_INVALID_OPTIONS naming the option and the value', (name, value, printed) => {
-    const message = expectTypeError(thrown(() => new NitySessionRegistry({ [name]: value } as NitySessionRegistryOptions)), 'ERR_INVALID_OPTIONS')
-    expect(message).toContain(name)
-    expect(message).toMatch(printed)
-    expect(message).not.toMatch(/\binf\b/)
-  })
+  ] as const)(
+    'new NitySessionRegistry({ %s: %s }): ERR_INVALID_OPTIONS naming the option and the value',
+    (name, value, printed) => {
+      const message = expectTypeError(
+        thrown(() => new NitySessionRegistry({ [name]: value } as NitySessionRegistryOptions)),
+        'ERR_INVALID_OPTIONS',
+      )
+      expect(message).toContain(name)
+      expect(message).toMatch(printed)
+      expect(message).not.toMatch(/\binf\b/)
+    },
+  )
 
   it('updateMetrics with NaN: ERR_INVALID_METRICS naming the metric and NaN; nothing is merged', () => {
     const { registry, expectUnchanged } = seeded()
-    const message = expectTypeError(thrown(() => registry.updateMetrics('kept', { tokens: NaN })), 'ERR_INVALID_METRICS')
+    const message = expectTypeError(
+      thrown(() => registry.updateMetrics('kept', { tokens: NaN })),
+      'ERR_INVALID_METRICS',
+    )
     expect(message).toContain('tokens')
     expect(message).toMatch(/NaN/)
     expectUnchanged()
@@ -141,7 +153,10 @@ describe('Infinity and NaN are printed as such', () => {
 
   it('updateMetrics with Infinity: ERR_INVALID_METRICS naming Infinity; nothing of the call is merged', () => {
     const { registry, expectUnchanged } = seeded()
-    const message = expectTypeError(thrown(() => registry.updateMetrics('kept', { tokens: 1, costUsd: Infinity })), 'ERR_INVALID_METRICS')
+    const message = expectTypeError(
+      thrown(() => registry.updateMetrics('kept', { tokens: 1, costUsd: Infinity })),
+      'ERR_INVALID_METRICS',
+    )
     expect(message).toContain('costUsd')
     expect(message).toMatch(/(?<!-)Infinity/)
     expect(message).not.toMatch(/\binf\b/)
@@ -150,8 +165,16 @@ describe('Infinity and NaN are printed as such', () => {
 
   it('startAutoCleanup(NaN) and list({ limit: Infinity }) print NaN and Infinity', () => {
     const { registry, expectUnchanged } = seeded()
-    expect(expectTypeError(thrown(() => registry.startAutoCleanup(NaN)), 'ERR_INVALID_ARG')).toMatch(/NaN/)
-    const message = expectTypeError(thrown(() => registry.list({ limit: Infinity })), 'ERR_INVALID_ARG')
+    expect(
+      expectTypeError(
+        thrown(() => registry.startAutoCleanup(NaN)),
+        'ERR_INVALID_ARG',
+      ),
+    ).toMatch(/NaN/)
+    const message = expectTypeError(
+      thrown(() => registry.list({ limit: Infinity })),
+      'ERR_INVALID_ARG',
+    )
     expect(message).toMatch(/(?<!-)Infinity/)
     expect(message).not.toMatch(/\binf\b/)
     expectUnchanged()
@@ -164,7 +187,7 @@ describe('calling the class without new', () => {
     const symbolsBefore = Object.getOwnPropertySymbols(globalThis)
     let error: unknown
     try {
-      (NitySessionRegistry as unknown as () => unknown)()
+      ;(NitySessionRegistry as unknown as () => unknown)()
     } catch (e) {
       error = e
     }
@@ -189,19 +212,31 @@ describe('calling the class without new', () => {
 
 describe('unknown keys are errors', () => {
   it('a misspelled option: ERR_INVALID_OPTIONS naming the key', () => {
-    const message = expectTypeError(thrown(() => new NitySessionRegistry({ maxSesions: 5 } as never)), 'ERR_INVALID_OPTIONS')
+    const message = expectTypeError(
+      thrown(() => new NitySessionRegistry({ maxSesions: 5 } as never)),
+      'ERR_INVALID_OPTIONS',
+    )
     expect(message).toContain('maxSesions')
   })
 
   it('a misspelled option: the message suggests the option meant', () => {
-    const message = expectTypeError(thrown(() => new NitySessionRegistry({ maxSesions: 5 } as never)), 'ERR_INVALID_OPTIONS')
+    const message = expectTypeError(
+      thrown(() => new NitySessionRegistry({ maxSesions: 5 } as never)),
+      'ERR_INVALID_OPTIONS',
+    )
     expect(message).toMatch(/\bmaxSessions\b/)
   })
 
-  it.each(['cleanupInterval', 'onSessionClose', 'idleTimeout', 'closeTimeout'])('option %s: ERR_INVALID_OPTIONS naming it', (key) => {
-    const message = expectTypeError(thrown(() => new NitySessionRegistry({ [key]: 5 } as never)), 'ERR_INVALID_OPTIONS')
-    expect(message).toContain(key)
-  })
+  it.each(['cleanupInterval', 'onSessionClose', 'idleTimeout', 'closeTimeout'])(
+    'option %s: ERR_INVALID_OPTIONS naming it',
+    (key) => {
+      const message = expectTypeError(
+        thrown(() => new NitySessionRegistry({ [key]: 5 } as never)),
+        'ERR_INVALID_OPTIONS',
+      )
+      expect(message).toContain(key)
+    },
+  )
 
   it('every documented option is accepted', async () => {
     const options: NitySessionRegistryOptions = {
@@ -222,7 +257,10 @@ describe('unknown keys are errors', () => {
 
   it('list({ limt: 5 }): ERR_INVALID_ARG naming the key, and nothing changes', () => {
     const { registry, expectUnchanged } = seeded()
-    const message = expectTypeError(thrown(() => registry.list({ limt: 5 } as never)), 'ERR_INVALID_ARG')
+    const message = expectTypeError(
+      thrown(() => registry.list({ limt: 5 } as never)),
+      'ERR_INVALID_ARG',
+    )
     expect(message).toContain('limt')
     expectUnchanged()
   })
@@ -244,13 +282,19 @@ describe('ERR_INVALID_ARG', () => {
     ['null', null],
   ])('startAutoCleanup(%s): a TypeError ERR_INVALID_ARG, and nothing changes', (_, interval) => {
     const { registry, expectUnchanged } = seeded()
-    expectTypeError(thrown(() => registry.startAutoCleanup(interval as never)), 'ERR_INVALID_ARG')
+    expectTypeError(
+      thrown(() => registry.startAutoCleanup(interval as never)),
+      'ERR_INVALID_ARG',
+    )
     expectUnchanged()
   })
 
   it('startAutoCleanup() without an interval and without the option: ERR_INVALID_ARG', () => {
     const { registry, expectUnchanged } = seeded()
-    const message = expectTypeError(thrown(() => registry.startAutoCleanup()), 'ERR_INVALID_ARG')
+    const message = expectTypeError(
+      thrown(() => registry.startAutoCleanup()),
+      'ERR_INVALID_ARG',
+    )
     expect(message).toMatch(/cleanupIntervalMs|intervalMs/)
     expectUnchanged()
   })
@@ -264,7 +308,10 @@ describe('ERR_INVALID_ARG', () => {
     ['42', 42],
   ])('list(%s): a TypeError ERR_INVALID_ARG, and nothing changes', (_, options) => {
     const { registry, expectUnchanged } = seeded()
-    expectTypeError(thrown(() => registry.list(options as never)), 'ERR_INVALID_ARG')
+    expectTypeError(
+      thrown(() => registry.list(options as never)),
+      'ERR_INVALID_ARG',
+    )
     expectUnchanged()
   })
 
@@ -300,80 +347,132 @@ describe('ERR_CLOSE_FAILED is gone: a close that cannot be called is ERR_INVALID
 
   const asHandle = (session: Breakable): NitySessionHandle => session as unknown as NitySessionHandle
 
-  it.each(['deleted', 'replaced'] as const)('close %s after registration: unregister rejects with a TypeError ERR_INVALID_SESSION and the session is removed', async (how) => {
-    const events: NitySessionClosedEvent[] = []
-    const registry = new NitySessionRegistry({ onSessionClosed: (event) => events.push(event) })
-    const session = breakable('s1')
-    registry.register('c', asHandle(session))
-    breakClose(session, how)
-    const error = await rejection(registry.unregister('s1'))
-    expectTypeError(error, 'ERR_INVALID_SESSION')
-    expect(error).not.toMatchObject({ code: 'ERR_CLOSE_FAILED' })
-    expect(registry.getSession('s1')).toBeUndefined()
-    expect(registry.getStats()).toEqual({ totalSessions: 0, activeClients: 0, sessionsByClient: {} })
-    expect(events).toHaveLength(1)
-    expect(events[0].error).toBe(error)
-  })
+  it.each(['deleted', 'replaced'] as const)(
+    'close %s after registration: unregister rejects with a TypeError ERR_INVALID_SESSION and the session is removed',
+    async (how) => {
+      const events: NitySessionClosedEvent[] = []
+      const registry = new NitySessionRegistry({ onSessionClosed: (event) => events.push(event) })
+      const session = breakable('s1')
+      registry.register('c', asHandle(session))
+      breakClose(session, how)
+      const error = await rejection(registry.unregister('s1'))
+      expectTypeError(error, 'ERR_INVALID_SESSION')
+      expect(error).not.toMatchObject({ code: 'ERR_CLOSE_FAILED' })
+      expect(registry.getSession('s1')).toBeUndefined()
+      expect(registry.getStats()).toEqual({ totalSessions: 0, activeClients: 0, sessionsByClient: {} })
+      expect(events).toHaveLength(1)
+      expect(events[0].error).toBe(error)
+    },
+  )
 
   it.each([
     ['cleanupClient', (r: NitySessionRegistry) => r.cleanupClient('c')],
     ['cleanupStale', (r: NitySessionRegistry) => r.cleanupStale()],
     ['closeAll', (r: NitySessionRegistry) => r.closeAll()],
-  ] as const)('%s: each such session is removed and reported to the hooks with a TypeError ERR_INVALID_SESSION', async (_, cleanup) => {
-    const events: NitySessionClosedEvent[] = []
-    const registry = new NitySessionRegistry({ onSessionClosed: (event) => events.push(event) })
-    const sessions: [Breakable, 'deleted' | 'replaced'][] = [
-      [breakable('a'), 'deleted'],
-      [breakable('b'), 'replaced'],
-      [breakable('c'), 'deleted'],
-    ]
-    for (const [session, how] of sessions) {
-      registry.register('c', asHandle(session))
-      breakClose(session, how)
-    }
-    await expect(cleanup(registry)).resolves.toBe(3)
-    await flush()
-    expect(registry.getStats()).toEqual({ totalSessions: 0, activeClients: 0, sessionsByClient: {} })
-    expect(events.map((event) => event.sessionId).sort()).toEqual(['a', 'b', 'c'])
-    for (const event of events) {
-      seen.push(event.error)
-      expectTypeError(event.error, 'ERR_INVALID_SESSION')
-      expect(event.error).not.toMatchObject({ code: 'ERR_CLOSE_FAILED' })
-    }
-    expect(registry.getMetrics().closeFailures).toBe(3)
-  })
+  ] as const)(
+    '%s: each such session is removed and reported to the hooks with a TypeError ERR_INVALID_SESSION',
+    async (_, cleanup) => {
+      const events: NitySessionClosedEvent[] = []
+      const registry = new NitySessionRegistry({ onSessionClosed: (event) => events.push(event) })
+      const sessions: [Breakable, 'deleted' | 'replaced'][] = [
+        [breakable('a'), 'deleted'],
+        [breakable('b'), 'replaced'],
+        [breakable('c'), 'deleted'],
+      ]
+      for (const [session, how] of sessions) {
+        registry.register('c', asHandle(session))
+        breakClose(session, how)
+      }
+      await expect(cleanup(registry)).resolves.toBe(3)
+      await flush()
+      expect(registry.getStats()).toEqual({ totalSessions: 0, activeClients: 0, sessionsByClient: {} })
+      expect(events.map((event) => event.sessionId).sort()).toEqual(['a', 'b', 'c'])
+      for (const event of events) {
+        seen.push(event.error)
+        expectTypeError(event.error, 'ERR_INVALID_SESSION')
+        expect(event.error).not.toMatchObject({ code: 'ERR_CLOSE_FAILED' })
+      }
+      expect(registry.getMetrics().closeFailures).toBe(3)
+    },
+  )
 })
 
 describe('the other failures, each with its code, changing nothing', () => {
   it('ERR_INVALID_CLIENT_ID and ERR_INVALID_SESSION_ID, thrown and rejected', async () => {
     const { registry, expectUnchanged } = seeded()
-    expectTypeError(thrown(() => registry.register(42 as unknown as string, new FakeSession('s'))), 'ERR_INVALID_CLIENT_ID')
-    expectTypeError(thrown(() => registry.register('', new FakeSession('s'))), 'ERR_INVALID_CLIENT_ID')
-    expectTypeError(thrown(() => registry.getClientSessions(42 as unknown as string)), 'ERR_INVALID_CLIENT_ID')
+    expectTypeError(
+      thrown(() => registry.register(42 as unknown as string, new FakeSession('s'))),
+      'ERR_INVALID_CLIENT_ID',
+    )
+    expectTypeError(
+      thrown(() => registry.register('', new FakeSession('s'))),
+      'ERR_INVALID_CLIENT_ID',
+    )
+    expectTypeError(
+      thrown(() => registry.getClientSessions(42 as unknown as string)),
+      'ERR_INVALID_CLIENT_ID',
+    )
     expectTypeError(await rejection(registry.cleanupClient(42 as unknown as string)), 'ERR_INVALID_CLIENT_ID')
-    expectTypeError(thrown(() => registry.getSession(42 as unknown as string)), 'ERR_INVALID_SESSION_ID')
-    expectTypeError(thrown(() => registry.touch(42 as unknown as string)), 'ERR_INVALID_SESSION_ID')
-    expectTypeError(thrown(() => registry.getSessionInfo(42 as unknown as string)), 'ERR_INVALID_SESSION_ID')
+    expectTypeError(
+      thrown(() => registry.getSession(42 as unknown as string)),
+      'ERR_INVALID_SESSION_ID',
+    )
+    expectTypeError(
+      thrown(() => registry.touch(42 as unknown as string)),
+      'ERR_INVALID_SESSION_ID',
+    )
+    expectTypeError(
+      thrown(() => registry.getSessionInfo(42 as unknown as string)),
+      'ERR_INVALID_SESSION_ID',
+    )
     expectTypeError(await rejection(registry.unregister(42 as unknown as string)), 'ERR_INVALID_SESSION_ID')
     expectUnchanged()
   })
 
   it('ERR_INVALID_SESSION for a session that is not a handle', () => {
     const { registry, expectUnchanged } = seeded()
-    for (const bad of [null, 'session', { close: () => {} }, { id: 7, close: () => {} }, { id: 's' }, { id: 's', close: 'yes' }]) {
-      expectTypeError(thrown(() => registry.register('c', bad as unknown as FakeSession)), 'ERR_INVALID_SESSION')
+    for (const bad of [
+      null,
+      'session',
+      { close: () => {} },
+      { id: 7, close: () => {} },
+      { id: 's' },
+      { id: 's', close: 'yes' },
+    ]) {
+      expectTypeError(
+        thrown(() => registry.register('c', bad as unknown as FakeSession)),
+        'ERR_INVALID_SESSION',
+      )
     }
     expectUnchanged()
   })
 
   it('ERR_INVALID_OPTIONS, ERR_INVALID_LISTENER and ERR_INVALID_CURSOR', () => {
     const { registry, expectUnchanged } = seeded()
-    expectTypeError(thrown(() => new NitySessionRegistry(1 as never)), 'ERR_INVALID_OPTIONS')
-    expectTypeError(thrown(() => new NitySessionRegistry({ maxSessions: 0 })), 'ERR_INVALID_OPTIONS')
-    expectTypeError(thrown(() => new NitySessionRegistry({ onSessionClosed: 'nope' as never })), 'ERR_INVALID_LISTENER')
-    expectTypeError(thrown(() => registry.onSessionClosed(1 as never)), 'ERR_INVALID_LISTENER')
-    expectTypeError(thrown(() => registry.list({ after: 'not-a-cursor' })), 'ERR_INVALID_CURSOR')
-    expectTypeError(thrown(() => registry.updateMetrics('kept', 5 as never)), 'ERR_INVALID_METRICS')
+    expectTypeError(
+      thrown(() => new NitySessionRegistry(1 as never)),
+      'ERR_INVALID_OPTIONS',
+    )
+    expectTypeError(
+      thrown(() => new NitySessionRegistry({ maxSessions: 0 })),
+      'ERR_INVALID_OPTIONS',
+    )
+    expectTypeError(
+      thrown(() => new NitySessionRegistry({ onSessionClosed: 'nope' as never })),
+      'ERR_INVALID_LISTENER',
+    )
+    expectTypeError(
+      thrown(() => registry.onSessionClosed(1 as never)),
+      'ERR_INVALID_LISTENER',
+    )
+    expectTypeError(
+      thrown(() => registry.list({ after: 'not-a-cursor' })),
+      'ERR_INVALID_CURSOR',
+    )
+    expectTypeError(
+      thrown(() => registry.updateMetrics('kept', 5 as never)),
+      'ERR_INVALID_METRICS',
+    )
     expectUnchanged()
   })
 

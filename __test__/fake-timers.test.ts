@@ -2,7 +2,11 @@
 // timers and its time are `globalThis.setTimeout`, `clearTimeout` and
 // `Date.now()` as they are at the moment it uses them.
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { NitySessionRegistry, type NitySessionClosedEvent, type NitySessionRegistryOptions } from 'nity-session-registry'
+import {
+  NitySessionRegistry,
+  type NitySessionClosedEvent,
+  type NitySessionRegistryOptions,
+} from 'nity-session-registry'
 import { FakeSession } from './helpers/sessions'
 
 /** Captured before any test installs fake timers: the real one. */
@@ -65,7 +69,10 @@ class CountingSession extends FakeSession {
 function setUp(options: NitySessionRegistryOptions) {
   vi.useFakeTimers({ now: T0 })
   const events: NitySessionClosedEvent[] = []
-  const registry = new NitySessionRegistry<CountingSession>({ ...options, onSessionClosed: (event) => events.push(event) })
+  const registry = new NitySessionRegistry<CountingSession>({
+    ...options,
+    onSessionClosed: (event) => events.push(event),
+  })
   return { registry, events }
 }
 
@@ -138,7 +145,9 @@ describe('vi.useFakeTimers() drives the registry without the clock option', () =
     await advance(600) // 3.5 s: the run at 3 s
     expect(broken.closeCalls).toBe(1)
     expect(fine.closeCalls).toBe(0)
-    expect(events).toEqual([{ sessionId: 'broken', clientId: 'c', reason: 'cleanupStale', durationMs: expect.any(Number) }])
+    expect(events).toEqual([
+      { sessionId: 'broken', clientId: 'c', reason: 'cleanupStale', durationMs: expect.any(Number) },
+    ])
     expect(registry.getClientSessions('c')).toEqual([fine])
 
     await expect(finish(registry.dispose())).resolves.toBe(1)
@@ -157,7 +166,14 @@ describe('vi.useFakeTimers() drives the registry without the clock option', () =
     expect(closing.rejected).toBe(true)
     expect(closing.error).toMatchObject({ code: 'ERR_CLOSE_TIMEOUT' })
     expect(events).toEqual([
-      { sessionId: 'stuck', clientId: 'c', reason: 'unregister', durationMs: expect.any(Number), timedOut: true, error: closing.error },
+      {
+        sessionId: 'stuck',
+        clientId: 'c',
+        reason: 'unregister',
+        durationMs: expect.any(Number),
+        timedOut: true,
+        error: closing.error,
+      },
     ])
     expect(registry.getMetrics().closeTimeouts).toBe(1)
     await finish(registry.dispose())
@@ -173,7 +189,10 @@ describe('vi.useFakeTimers() drives the registry without the clock option', () =
     await advance(1_000)
     expect(cleanup.settled).toBe(true)
     expect(cleanup.value).toBe(2)
-    expect(events.find((event) => event.sessionId === 'stuck')).toMatchObject({ timedOut: true, error: { code: 'ERR_CLOSE_TIMEOUT' } })
+    expect(events.find((event) => event.sessionId === 'stuck')).toMatchObject({
+      timedOut: true,
+      error: { code: 'ERR_CLOSE_TIMEOUT' },
+    })
     await finish(registry.dispose())
   })
 

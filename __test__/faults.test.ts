@@ -274,7 +274,11 @@ describe('non-Error throw values pass through unchanged', () => {
 })
 
 describe('bulk cleanups go on past failing closes', () => {
-  function failing(registry: Registry, clientId: string, prefix: string): { errors: Map<string, unknown>; sessions: FakeSession[] } {
+  function failing(
+    registry: Registry,
+    clientId: string,
+    prefix: string,
+  ): { errors: Map<string, unknown>; sessions: FakeSession[] } {
     const errors = new Map<string, unknown>([
       [`${prefix}-throw`, new Error('sync')],
       [`${prefix}-reject`, new Error('async')],
@@ -822,7 +826,15 @@ describe('misbehaving thenables are reported exactly once', () => {
     ['rejects twice', (_ok, fail) => (fail(error), fail(error))],
     ['fulfils twice later', (ok) => queueMicrotask(() => (ok(), ok()))],
     ['rejects then fulfils later', (ok, fail) => queueMicrotask(() => (fail(error), ok()))],
-    ['fulfils and then throws', (ok) => (ok(), (() => { throw error })())],
+    [
+      'fulfils and then throws',
+      (ok) => (
+        ok(),
+        (() => {
+          throw error
+        })()
+      ),
+    ],
   ]
 
   it.each(cases)('a thenable that %s, closed by unregister', async (_name, then) => {

@@ -3,7 +3,6 @@ import { NitySessionRegistry } from 'nity-session-registry'
 import type { NitySessionClosedEvent, NitySessionRegistryStats } from 'nity-session-registry'
 import { FakeSession, flush, stale } from './helpers/sessions'
 
-type Registry = NitySessionRegistry<FakeSession>
 type Listener = (event: NitySessionClosedEvent) => void
 
 function stats(total: number, byClient: Record<string, number>): NitySessionRegistryStats {
@@ -121,7 +120,7 @@ describe('close event contents', () => {
     registry.register('c', new FakeSession('a', { kind: 'reject', error: undefined }))
     await registry.cleanupClient('c')
     expect(events).toHaveLength(1)
-    expect(Object.prototype.hasOwnProperty.call(events[0], 'error')).toBe(true)
+    expect(Object.hasOwn(events[0], 'error')).toBe(true)
     expect(events[0].error).toBeUndefined()
   })
 
@@ -258,7 +257,12 @@ describe('when close events are delivered', () => {
     registry.onSessionClosed((event) => events.push(event))
     const session = stale(new FakeSession('a', { kind: 'manual' }), 'error')
     registry.register('c', session)
-    const calls = [registry.unregister('a'), registry.unregister('a'), registry.cleanupClient('c'), registry.cleanupStale()]
+    const calls = [
+      registry.unregister('a'),
+      registry.unregister('a'),
+      registry.cleanupClient('c'),
+      registry.cleanupStale(),
+    ]
     session.settle?.resolve()
     await Promise.all(calls)
     expect(events.map((e) => [e.sessionId, e.reason])).toEqual([['a', 'unregister']])
@@ -277,7 +281,9 @@ describe('subscribing and unsubscribing', () => {
   it('delivers to the constructor option and to onSessionClosed listeners alike', async () => {
     const fromOption: string[] = []
     const fromMethod: string[] = []
-    const registry = new NitySessionRegistry<FakeSession>({ onSessionClosed: (event) => fromOption.push(event.sessionId) })
+    const registry = new NitySessionRegistry<FakeSession>({
+      onSessionClosed: (event) => fromOption.push(event.sessionId),
+    })
     registry.onSessionClosed((event) => fromMethod.push(event.sessionId))
     registry.register('c', new FakeSession('a'))
     await registry.unregister('a')
@@ -286,7 +292,10 @@ describe('subscribing and unsubscribing', () => {
   })
 
   it('accepts an options object without onSessionClosed, and no options at all', async () => {
-    for (const registry of [new NitySessionRegistry<FakeSession>({}), new NitySessionRegistry<FakeSession>(undefined)]) {
+    for (const registry of [
+      new NitySessionRegistry<FakeSession>({}),
+      new NitySessionRegistry<FakeSession>(undefined),
+    ]) {
       registry.register('c', new FakeSession('a'))
       await expect(registry.unregister('a')).resolves.toBeUndefined()
     }
@@ -306,7 +315,9 @@ describe('subscribing and unsubscribing', () => {
 
   it('unsubscribing another listener leaves the constructor listener in place', async () => {
     const fromOption: string[] = []
-    const registry = new NitySessionRegistry<FakeSession>({ onSessionClosed: (event) => fromOption.push(event.sessionId) })
+    const registry = new NitySessionRegistry<FakeSession>({
+      onSessionClosed: (event) => fromOption.push(event.sessionId),
+    })
     const unsubscribe = registry.onSessionClosed(() => {})
     unsubscribe()
     registry.register('c', new FakeSession('a'))
@@ -484,26 +495,29 @@ describe('a listener that throws', () => {
     ['an Error', new Error('listener broke')],
     ['a string', 'listener broke (string)'],
     ['an object', { broken: true }],
-  ])('throwing %s: other listeners still run, the call resolves, and a warning carries the thrown value', async (_name, thrown) => {
-    const registry = new NitySessionRegistry<FakeSession>()
-    const before: string[] = []
-    const after: string[] = []
-    registry.onSessionClosed((event) => before.push(event.sessionId))
-    registry.onSessionClosed(() => {
-      throw thrown
-    })
-    registry.onSessionClosed((event) => after.push(event.sessionId))
-    registry.register('c', new FakeSession('a'))
-    const { result, warnings } = await withWarnings([thrown], () => registry.unregister('a'))
-    expect(result).toBeUndefined()
-    expect(before).toEqual(['a'])
-    expect(after).toEqual(['a'])
-    expect(warnings).toHaveLength(1)
-    const [warning] = warnings
-    expect(warning.name).toBe('NitySessionRegistryWarning')
-    expect((warning as Error & { code?: unknown }).code).toBe('ERR_CLOSE_LISTENER_FAILED')
-    expect(Object.is(warning.cause, thrown)).toBe(true)
-  })
+  ])(
+    'throwing %s: other listeners still run, the call resolves, and a warning carries the thrown value',
+    async (_name, thrown) => {
+      const registry = new NitySessionRegistry<FakeSession>()
+      const before: string[] = []
+      const after: string[] = []
+      registry.onSessionClosed((event) => before.push(event.sessionId))
+      registry.onSessionClosed(() => {
+        throw thrown
+      })
+      registry.onSessionClosed((event) => after.push(event.sessionId))
+      registry.register('c', new FakeSession('a'))
+      const { result, warnings } = await withWarnings([thrown], () => registry.unregister('a'))
+      expect(result).toBeUndefined()
+      expect(before).toEqual(['a'])
+      expect(after).toEqual(['a'])
+      expect(warnings).toHaveLength(1)
+      const [warning] = warnings
+      expect(warning.name).toBe('NitySessionRegistryWarning')
+      expect((warning as Error & { code?: unknown }).code).toBe('ERR_CLOSE_LISTENER_FAILED')
+      expect(Object.is(warning.cause, thrown)).toBe(true)
+    },
+  )
 
   it('is reported once per failing delivery, and the registry keeps working', async () => {
     const registry = new NitySessionRegistry<FakeSession>()

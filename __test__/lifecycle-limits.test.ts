@@ -416,7 +416,11 @@ describe('evictIdle', () => {
     expect(b.closeCalls).toBe(1)
     expect(totalCloseCalls([a, c, d])).toBe(0)
     expect(events).toEqual([expect.objectContaining({ sessionId: 's1', clientId: 'c2', reason: 'evicted' })])
-    expect(registry.getStats()).toEqual({ totalSessions: 3, activeClients: 3, sessionsByClient: { c1: 1, c3: 1, c4: 1 } })
+    expect(registry.getStats()).toEqual({
+      totalSessions: 3,
+      activeClients: 3,
+      sessionsByClient: { c1: 1, c3: 1, c4: 1 },
+    })
     expect(registry.getMetrics().closesByReason.evicted).toBe(1)
   })
 
@@ -507,7 +511,12 @@ describe('evictIdle', () => {
 
   it('when none of the client\u2019s sessions is idle, register throws ERR_CLIENT_SESSION_LIMIT and evicts nothing of other clients', async () => {
     const clock = new ManualClock()
-    const registry = new NitySessionRegistry<FakeSession>({ maxSessionsPerClient: 2, maxSessions: 10, evictIdle: true, clock })
+    const registry = new NitySessionRegistry<FakeSession>({
+      maxSessionsPerClient: 2,
+      maxSessions: 10,
+      evictIdle: true,
+      clock,
+    })
     const otherIdle = new FakeSession('other-idle')
     registry.register('c2', otherIdle)
     clock.advance(10)
@@ -887,17 +896,20 @@ describe('per-session metrics', () => {
     ['a valid value before an invalid one', { tokens: 999, costUsd: Number.NaN }],
     ['an invalid value before a valid one', { costUsd: 'free', tokens: 999 }],
   ]
-  it.each(invalidMetrics)('updateMetrics with %s throws a TypeError ERR_INVALID_METRICS and merges nothing', (_, metrics) => {
-    const registry = new NitySessionRegistry<FakeSession>()
-    registry.register('c1', new FakeSession('a'))
-    registry.updateMetrics('a', { tokens: 1 })
-    const before = snapshot(registry)
-    const error = thrown(() => registry.updateMetrics('a', metrics as Record<string, number>))
-    expect(error).toBeInstanceOf(TypeError)
-    expect(error.code).toBe('ERR_INVALID_METRICS')
-    expect(registry.getSessionInfo('a')?.metrics).toEqual({ tokens: 1 })
-    expect(snapshot(registry)).toEqual(before)
-  })
+  it.each(invalidMetrics)(
+    'updateMetrics with %s throws a TypeError ERR_INVALID_METRICS and merges nothing',
+    (_, metrics) => {
+      const registry = new NitySessionRegistry<FakeSession>()
+      registry.register('c1', new FakeSession('a'))
+      registry.updateMetrics('a', { tokens: 1 })
+      const before = snapshot(registry)
+      const error = thrown(() => registry.updateMetrics('a', metrics as Record<string, number>))
+      expect(error).toBeInstanceOf(TypeError)
+      expect(error.code).toBe('ERR_INVALID_METRICS')
+      expect(registry.getSessionInfo('a')?.metrics).toEqual({ tokens: 1 })
+      expect(snapshot(registry)).toEqual(before)
+    },
+  )
 
   it('getSessionInfo reports { sessionId, clientId, registeredAt, lastActivityAt, metrics } on the injected clock, undefined for an unknown id', () => {
     const clock = new ManualClock(5_000)
@@ -907,7 +919,13 @@ describe('per-session metrics', () => {
     registry.touch('a')
     registry.updateMetrics('a', { tokens: 7 })
     const info = registry.getSessionInfo('a')
-    expect(info).toEqual({ sessionId: 'a', clientId: 'c1', registeredAt: 5_000, lastActivityAt: 5_100, metrics: { tokens: 7 } })
+    expect(info).toEqual({
+      sessionId: 'a',
+      clientId: 'c1',
+      registeredAt: 5_000,
+      lastActivityAt: 5_100,
+      metrics: { tokens: 7 },
+    })
     expect(Object.keys(info!).sort()).toEqual(['clientId', 'lastActivityAt', 'metrics', 'registeredAt', 'sessionId'])
     expect(registry.getSessionInfo('nope')).toBeUndefined()
   })

@@ -496,17 +496,26 @@ describe('idle timeout', () => {
   })
 
   it.each([
-    ['throws', (s: FakeSession) => {
-      s.isRunning = () => {
-        throw new Error('cannot tell')
-      }
-    }],
-    ['is missing', (s: FakeSession) => {
-      ;(s as { isRunning?: unknown }).isRunning = undefined
-    }],
-    ['is not a function', (s: FakeSession) => {
-      ;(s as { isRunning?: unknown }).isRunning = false
-    }],
+    [
+      'throws',
+      (s: FakeSession) => {
+        s.isRunning = () => {
+          throw new Error('cannot tell')
+        }
+      },
+    ],
+    [
+      'is missing',
+      (s: FakeSession) => {
+        ;(s as { isRunning?: unknown }).isRunning = undefined
+      },
+    ],
+    [
+      'is not a function',
+      (s: FakeSession) => {
+        ;(s as { isRunning?: unknown }).isRunning = false
+      },
+    ],
   ] as const)('a session whose isRunning %s is not closed as idle', async (_name, prepare) => {
     const { clock, registry } = setUp({ idleTimeoutMs: 1000 })
     const session = new FakeSession('unsure')
@@ -553,7 +562,12 @@ describe('idle timeout', () => {
   it('getSessionInfo().lastActivityAt follows touches and lookups on the clock; registeredAt stays', () => {
     const { clock, registry, t0 } = setUp()
     registry.register('c', new FakeSession('s'))
-    expect(registry.getSessionInfo('s')).toMatchObject({ sessionId: 's', clientId: 'c', registeredAt: t0, lastActivityAt: t0 })
+    expect(registry.getSessionInfo('s')).toMatchObject({
+      sessionId: 's',
+      clientId: 'c',
+      registeredAt: t0,
+      lastActivityAt: t0,
+    })
     clock.advance(500)
     registry.touch('s')
     expect(registry.getSessionInfo('s')).toMatchObject({ registeredAt: t0, lastActivityAt: t0 + 500 })
@@ -599,7 +613,13 @@ describe('close deadline', () => {
     await until(() => unregistered.settled && events.length === 1)
     expect(events).toHaveLength(1)
     const [event] = events
-    expect(event).toMatchObject({ sessionId: 'stuck', clientId: 'c', reason: 'unregister', timedOut: true, durationMs: 10_000 })
+    expect(event).toMatchObject({
+      sessionId: 'stuck',
+      clientId: 'c',
+      reason: 'unregister',
+      timedOut: true,
+      durationMs: 10_000,
+    })
     expect(event.error).toBeInstanceOf(Error)
     expect(event.error).toMatchObject({ code: 'ERR_CLOSE_TIMEOUT' })
     expect(unregistered.rejected).toBe(true)
@@ -654,25 +674,34 @@ describe('close deadline', () => {
     expect(cleaned.value).toBe(3)
     const timedOut = events.filter((e) => e.timedOut === true)
     expect(timedOut).toHaveLength(1)
-    expect(timedOut[0]).toMatchObject({ sessionId: 'stuck', reason: 'cleanupClient', error: { code: 'ERR_CLOSE_TIMEOUT' } })
+    expect(timedOut[0]).toMatchObject({
+      sessionId: 'stuck',
+      reason: 'cleanupClient',
+      error: { code: 'ERR_CLOSE_TIMEOUT' },
+    })
   })
 
   it.each([
     ['cleanupStale', (r: NitySessionRegistry<FakeSession>) => r.cleanupStale()],
     ['shutdown', (r: NitySessionRegistry<FakeSession>) => r.closeAll()],
-  ] as const)('a hung close under %s times out with that reason and the call resolves with the count', async (reason, call) => {
-    const { clock, events, registry } = setUp({ closeTimeoutMs: 1000 })
-    registry.register('c', stale(new FakeSession('stuck', { kind: 'never' }), 'error'))
-    const done = track(call(registry))
-    await flush()
-    clock.advance(999)
-    await flush()
-    expect(done.settled).toBe(false)
-    clock.advance(1)
-    await until(() => done.settled)
-    expect(done.value).toBe(1)
-    expect(events).toMatchObject([{ sessionId: 'stuck', reason, timedOut: true, error: { code: 'ERR_CLOSE_TIMEOUT' } }])
-  })
+  ] as const)(
+    'a hung close under %s times out with that reason and the call resolves with the count',
+    async (reason, call) => {
+      const { clock, events, registry } = setUp({ closeTimeoutMs: 1000 })
+      registry.register('c', stale(new FakeSession('stuck', { kind: 'never' }), 'error'))
+      const done = track(call(registry))
+      await flush()
+      clock.advance(999)
+      await flush()
+      expect(done.settled).toBe(false)
+      clock.advance(1)
+      await until(() => done.settled)
+      expect(done.value).toBe(1)
+      expect(events).toMatchObject([
+        { sessionId: 'stuck', reason, timedOut: true, error: { code: 'ERR_CLOSE_TIMEOUT' } },
+      ])
+    },
+  )
 
   it.each(['resolve', 'reject'] as const)(
     'a close that settles (%s) after the deadline is ignored: one event only',
@@ -755,9 +784,12 @@ describe('the clock and option validation', () => {
   })
 
   it.each<[string, () => unknown]>([
-    ['throws', () => {
-      throw new Error('broken clock')
-    }],
+    [
+      'throws',
+      () => {
+        throw new Error('broken clock')
+      },
+    ],
     ['returns a string', () => '12345'],
     ['returns undefined', () => undefined],
     ['returns an object', () => ({ valueOf: () => 1 })],
@@ -769,7 +801,11 @@ describe('the clock and option validation', () => {
       clearTimeout: (handle) => timers.clearTimeout(handle),
     }
     const events: NitySessionClosedEvent[] = []
-    const registry = new NitySessionRegistry<FakeSession>({ clock, idleTimeoutMs: 60_000, onSessionClosed: (e) => events.push(e) })
+    const registry = new NitySessionRegistry<FakeSession>({
+      clock,
+      idleTimeoutMs: 60_000,
+      onSessionClosed: (e) => events.push(e),
+    })
     const before = Date.now()
     registry.register('c', new FakeSession('a'))
     registry.register('c', stale(new FakeSession('b'), 'error'))
@@ -831,8 +867,6 @@ describe('the clock and option validation', () => {
   )
 })
 
-
-
 describe('workers and process exit (system clock)', () => {
   it.each([
     ['as soon as it is ready', 0],
@@ -865,10 +899,12 @@ describe('workers and process exit (system clock)', () => {
       main.stopAutoCleanup()
 
       // A new worker loads the addon, auto-cleans, and exits by itself.
-      const run = await runWorker<{ error?: string; reasons: string[]; closeCalls: number; stats: NitySessionRegistryStats }>(
-        fixture('auto-cleanup-worker.cjs'),
-        { mode: 'self-exit' },
-      )
+      const run = await runWorker<{
+        error?: string
+        reasons: string[]
+        closeCalls: number
+        stats: NitySessionRegistryStats
+      }>(fixture('auto-cleanup-worker.cjs'), { mode: 'self-exit' })
       expect(run.error).toBeUndefined()
       expect(run.messages).toHaveLength(1)
       expect(run.messages[0].error).toBeUndefined()
@@ -881,7 +917,10 @@ describe('workers and process exit (system clock)', () => {
   )
 
   it('terminating several auto-cleaning workers at once leaves the parent working', async () => {
-    const workers = Array.from({ length: 3 }, () => new Worker(fixture('auto-cleanup-worker.cjs'), { workerData: { mode: 'terminate' } }))
+    const workers = Array.from(
+      { length: 3 },
+      () => new Worker(fixture('auto-cleanup-worker.cjs'), { workerData: { mode: 'terminate' } }),
+    )
     const errors: unknown[] = []
     for (const worker of workers) worker.on('error', (e) => errors.push(e))
     const ready = await Promise.all(workers.map((worker) => firstMessage<{ error?: string; ready?: boolean }>(worker)))

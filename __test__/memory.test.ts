@@ -181,7 +181,9 @@ describe('handles removed from the registry can be garbage-collected', () => {
     const registry = new NitySessionRegistry<FakeSession>()
     const staleIds = ids('stale', 4)
     const healthyIds = ids('healthy', 3)
-    staleIds.forEach((id, i) => registerTracked(registry, tracker, `client-${i % 2}`, id, { kind: 'resolve' }, makeStale))
+    staleIds.forEach((id, i) =>
+      registerTracked(registry, tracker, `client-${i % 2}`, id, { kind: 'resolve' }, makeStale),
+    )
     healthyIds.forEach((id, i) => registerTracked(registry, tracker, `client-${i % 2}`, id))
 
     await expect(registry.cleanupStale()).resolves.toBe(4)
@@ -261,7 +263,9 @@ function buildRegistry(
   const labels: string[] = [`${prefix}:registry`]
   const events: string[] = []
   const registry: NitySessionRegistry<LinkedSession> = new NitySessionRegistry<LinkedSession>(
-    options.listeners ? { onSessionClosed: (event) => events.push(`${event.reason}:${registry.getStats().totalSessions}`) } : {},
+    options.listeners
+      ? { onSessionClosed: (event) => events.push(`${event.reason}:${registry.getStats().totalSessions}`) }
+      : {},
   )
   tracker.track(registry, `${prefix}:registry`)
   const unsubscribe = options.listeners ? registry.onSessionClosed(() => registry.getStats()) : undefined
@@ -329,21 +333,18 @@ describe('a registry dropped while closes are pending', () => {
   it.each<[string, BuildOptions]>([
     ['plain handles', { pendingCloses: true }],
     ['handle cycles and listeners', { pendingCloses: true, cycle: true, listeners: true }],
-  ])(
-    'is eventually collected together with its handles, pending or registered (%s)',
-    async (_name, options) => {
-      const tracker = new Tracker()
-      const dropped = buildAndDrop(tracker, 'dropped', options)
-      const { registry: kept, labels: keptLabels } = buildRegistry(tracker, 'kept', options)
+  ])('is eventually collected together with its handles, pending or registered (%s)', async (_name, options) => {
+    const tracker = new Tracker()
+    const dropped = buildAndDrop(tracker, 'dropped', options)
+    const { registry: kept, labels: keptLabels } = buildRegistry(tracker, 'kept', options)
 
-      expect(await tracker.collect(dropped)).toEqual([])
-      await tracker.collectSentinel('sentinel')
-      // The kept registry and its still-registered handles stay.
-      const keptRegistered = keptLabels.filter((label) => label === 'kept:registry' || /^kept:s\d+$/.test(label))
-      expect(keptRegistered.filter((label) => tracker.collected.has(label))).toEqual([])
-      expect(kept.getStats().totalSessions).toBe(10)
-    },
-  )
+    expect(await tracker.collect(dropped)).toEqual([])
+    await tracker.collectSentinel('sentinel')
+    // The kept registry and its still-registered handles stay.
+    const keptRegistered = keptLabels.filter((label) => label === 'kept:registry' || /^kept:s\d+$/.test(label))
+    expect(keptRegistered.filter((label) => tracker.collected.has(label))).toEqual([])
+    expect(kept.getStats().totalSessions).toBe(10)
+  })
 
   it.each(['unregister', 'cleanupClient', 'cleanupStale'] as const)(
     'is collected even while code that refers to the registry awaits the pending %s',
@@ -385,7 +386,10 @@ describe('a registry dropped while a close is pending releases that close', () =
       const session = tracker.track(new LinkedSession('released:never', { kind: 'never' }), 'released:never')
       registry.register('pending-client', session)
       const promise = tracker.track(registry.unregister('released:never'), 'released:promise')
-      holdUntilSettled(promise, tracker.track({ payload: 'held by a callback of the pending promise' }, 'released:held'))
+      holdUntilSettled(
+        promise,
+        tracker.track({ payload: 'held by a callback of the pending promise' }, 'released:held'),
+      )
       return [...labels, 'released:never', 'released:promise', 'released:held']
     })()
     expect(await tracker.collect(labels)).toEqual([])

@@ -62,7 +62,13 @@ describe('register', () => {
 
   it('accepts class instances and plain objects alike', () => {
     const registry = new NitySessionRegistry()
-    const plain = { id: 'p', close: () => {}, getHealth: () => ({ state: 'idle' as const, errorCount: 0, isTimedOut: false, uptime: 0, lastActivity: 0 }), isRunning: () => false, sendTask: async () => ({ output: '' }) }
+    const plain = {
+      id: 'p',
+      close: () => {},
+      getHealth: () => ({ state: 'idle' as const, errorCount: 0, isTimedOut: false, uptime: 0, lastActivity: 0 }),
+      isRunning: () => false,
+      sendTask: async () => ({ output: '' }),
+    }
     registry.register('c', plain)
     registry.register('c', new FakeSession('f'))
     expect(registry.getSession('p')).toBe(plain)
@@ -105,7 +111,12 @@ describe('register', () => {
       const registry = new NitySessionRegistry()
       registry.register('keep', new FakeSession('kept'))
       const boom = new Error('no id for you')
-      const session = { get id(): string { throw boom }, close: () => {} }
+      const session = {
+        get id(): string {
+          throw boom
+        },
+        close: () => {},
+      }
       expect(catchError(() => registry.register('client', session as never))).toBe(boom)
       expectUnchanged(registry)
     })
@@ -176,8 +187,14 @@ describe('getSession / getClientSessions', () => {
 
   it('lookups with a non-string id throw a TypeError', () => {
     const registry = new NitySessionRegistry()
-    expect(catchError(() => registry.getSession(1 as never))).toMatchObject({ name: 'TypeError', code: 'ERR_INVALID_SESSION_ID' })
-    expect(catchError(() => registry.getClientSessions(undefined as never))).toMatchObject({ name: 'TypeError', code: 'ERR_INVALID_CLIENT_ID' })
+    expect(catchError(() => registry.getSession(1 as never))).toMatchObject({
+      name: 'TypeError',
+      code: 'ERR_INVALID_SESSION_ID',
+    })
+    expect(catchError(() => registry.getClientSessions(undefined as never))).toMatchObject({
+      name: 'TypeError',
+      code: 'ERR_INVALID_CLIENT_ID',
+    })
   })
 })
 

@@ -26,13 +26,18 @@ afterEach(() => {
 describe('testing code that uses the registry, under vitest', () => {
   it('matches a thrown error by its code', () => {
     const registry = new NitySessionRegistry()
-    expect(() => registry.register('', session('s1'))).toThrow(expect.objectContaining({ code: 'ERR_INVALID_CLIENT_ID' }))
+    expect(() => registry.register('', session('s1'))).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_CLIENT_ID' }),
+    )
   })
 
   it('matches a rejection by its code, with fake timers driving the close deadline', async () => {
     vi.useFakeTimers()
     const registry = new NitySessionRegistry({ clock: testClock, closeTimeoutMs: 1_000 })
-    registry.register('client-a', session('s1', () => new Promise<void>(() => {})))
+    registry.register(
+      'client-a',
+      session('s1', () => new Promise<void>(() => {})),
+    )
     const outcome = expect(registry.unregister('s1')).rejects.toMatchObject({ code: 'ERR_CLOSE_TIMEOUT' })
     await vi.advanceTimersByTimeAsync(1_000)
     await outcome
@@ -42,7 +47,10 @@ describe('testing code that uses the registry, under vitest', () => {
     vi.useFakeTimers()
     const closed: string[] = []
     const registry = new NitySessionRegistry({ clock: testClock, cleanupIntervalMs: 1_000, idleTimeoutMs: 5_000 })
-    registry.register('client-a', session('s1', () => void closed.push('s1')))
+    registry.register(
+      'client-a',
+      session('s1', () => void closed.push('s1')),
+    )
     await vi.advanceTimersByTimeAsync(4_000)
     expect(registry.getSession('s1')).toBeDefined()
     await vi.advanceTimersByTimeAsync(7_000)

@@ -8,7 +8,6 @@ import { firstMessage, runNode, runWorker } from './helpers/processes'
 const fixtures = path.join(__dirname, 'fixtures', 'workers')
 const fixture = (name: string): string => path.join(fixtures, name)
 
-
 interface WorkloadResult {
   error?: string
   index: number
@@ -193,11 +192,18 @@ describe('workers that exit by themselves', () => {
       sessionsByClient: { 'client-0': 4, 'client-2': 4, 'client-3': 5 },
     })
     expect(message.events.sort()).toEqual(
-      ['unregister', 'cleanupClient', 'cleanupClient', 'cleanupClient', 'cleanupClient', 'cleanupClient', 'cleanupStale'].sort(),
+      [
+        'unregister',
+        'cleanupClient',
+        'cleanupClient',
+        'cleanupClient',
+        'cleanupClient',
+        'cleanupClient',
+        'cleanupStale',
+      ].sort(),
     )
   })
 })
-
 
 describe('process exit', () => {
   it.each(['plain', 'worker', 'gc'])(
@@ -207,9 +213,7 @@ describe('process exit', () => {
       expect(result.timedOut, `stderr: ${result.stderr}`).toBe(false)
       expect(result.signal, `stderr: ${result.stderr}`).toBeNull()
       expect(result.code, `stderr: ${result.stderr}`).toBe(0)
-      const marker = result.stdout
-        .split('\n')
-        .find((line) => line.startsWith('fixture-done '))
+      const marker = result.stdout.split('\n').find((line) => line.startsWith('fixture-done '))
       expect(marker, `stdout: ${result.stdout}\nstderr: ${result.stderr}`).toBeDefined()
       const report = JSON.parse(marker!.slice('fixture-done '.length))
       expect(report).toEqual({
@@ -229,9 +233,8 @@ describe('loading the addon in several threads', () => {
     const parties = 4
     const barrier = new SharedArrayBuffer(4)
     const main = new NitySessionRegistry<FakeSession>()
-    const workers = Array.from(
-      { length: parties },
-      (_, index) => runWorker<{
+    const workers = Array.from({ length: parties }, (_, index) =>
+      runWorker<{
         error?: string
         index: number
         threadId: number

@@ -166,7 +166,8 @@ async function checkEquivalence(): Promise<void> {
   const same = (what: string, f: (r: Registry) => unknown) =>
     check(JSON.stringify(f(native)) === JSON.stringify(f(map)), what)
   same('getStats', (r) => r.getStats())
-  for (const s of [sessions[0]!, sessions[999]!]) check(native.getSession(s.id) === map.getSession(s.id), 'getSession hit')
+  for (const s of [sessions[0]!, sessions[999]!])
+    check(native.getSession(s.id) === map.getSession(s.id), 'getSession hit')
   check(native.getSession('missing') === map.getSession('missing'), 'getSession miss')
   for (const c of [clients[0]!, clients[99]!, 'nobody']) {
     const [a, b] = [native.getClientSessions(c), map.getClientSessions(c)]
@@ -281,7 +282,11 @@ async function stats(): Promise<void> {
   }
 }
 
-async function bulk(op: string, size: string, run: (registry: Registry) => { refill: () => void; call: () => Promise<number> }): Promise<void> {
+async function bulk(
+  op: string,
+  size: string,
+  run: (registry: Registry) => { refill: () => void; call: () => Promise<number> },
+): Promise<void> {
   const ns = {} as Record<Impl, number>
   for (const impl of Object.keys(IMPLS) as Impl[]) {
     const { refill, call } = run(IMPLS[impl]())
@@ -387,7 +392,8 @@ async function stall(impl: Impl, what: 'cleanupStale' | 'cleanupClient'): Promis
 // ---------------------------------------------------------------------------
 
 function format(row: Row): string {
-  const n = (v: number | undefined) => (v === undefined ? '—' : v >= 100_000 ? `${(v / 1e6).toFixed(2)} ms` : `${v.toFixed(0)} ns`)
+  const n = (v: number | undefined) =>
+    v === undefined ? '—' : v >= 100_000 ? `${(v / 1e6).toFixed(2)} ms` : `${v.toFixed(0)} ns`
   const ratio = (a: number, b: number | undefined) => (b === undefined ? '—' : `${(a / b).toFixed(2)}×`)
   return [
     row.op.padEnd(40),
@@ -413,12 +419,16 @@ function header(): string {
 }
 
 function markdownTable(): string {
-  const n = (v: number | undefined) => (v === undefined ? '—' : v >= 100_000 ? `${(v / 1e6).toFixed(2)} ms` : `${v.toFixed(0)} ns`)
+  const n = (v: number | undefined) =>
+    v === undefined ? '—' : v >= 100_000 ? `${(v / 1e6).toFixed(2)} ms` : `${v.toFixed(0)} ns`
   const ratio = (a: number, b: number | undefined) => (b === undefined ? '—' : `${(a / b).toFixed(2)}×`)
   return [
     '| operation | size | native | plain JS (Maps) | N-API floor | native ÷ plain JS | native ÷ floor |',
     '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
-    ...rows.map((r) => `| ${r.op} | ${r.size} | ${n(r.ns.native)} | ${n(r.ns.map)} | ${n(r.floor)} | ${ratio(r.ns.native, r.ns.map)} | ${ratio(r.ns.native, r.floor)} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.op} | ${r.size} | ${n(r.ns.native)} | ${n(r.ns.map)} | ${n(r.floor)} | ${ratio(r.ns.native, r.ns.map)} | ${ratio(r.ns.native, r.floor)} |`,
+    ),
   ].join('\n')
 }
 
@@ -457,8 +467,12 @@ async function main(): Promise<void> {
     cleanupClient: { native: await stall('native', 'cleanupClient'), map: await stall('map', 'cleanupClient') },
   }
   console.log('\nlongest event-loop stall (monitorEventLoopDelay max):')
-  console.log(`  cleanupStale over 100k (1% stale): native ${stalls.cleanupStale.native.toFixed(1)} ms, plain JS ${stalls.cleanupStale.map.toFixed(1)} ms`)
-  console.log(`  cleanupClient of 10k sessions:     native ${stalls.cleanupClient.native.toFixed(1)} ms, plain JS ${stalls.cleanupClient.map.toFixed(1)} ms`)
+  console.log(
+    `  cleanupStale over 100k (1% stale): native ${stalls.cleanupStale.native.toFixed(1)} ms, plain JS ${stalls.cleanupStale.map.toFixed(1)} ms`,
+  )
+  console.log(
+    `  cleanupClient of 10k sessions:     native ${stalls.cleanupClient.native.toFixed(1)} ms, plain JS ${stalls.cleanupClient.map.toFixed(1)} ms`,
+  )
 
   const results = `# Benchmark results
 

@@ -25,7 +25,9 @@ export class MapSessionRegistry<H extends NitySessionHandle = NitySessionHandle>
     const existing = this.sessions.get(id)
     if (existing !== undefined) {
       if (existing.handle === session && existing.clientId === clientId) return
-      throw Object.assign(new Error(`session '${id}' is already registered`), { code: 'ERR_SESSION_ALREADY_REGISTERED' })
+      throw Object.assign(new Error(`session '${id}' is already registered`), {
+        code: 'ERR_SESSION_ALREADY_REGISTERED',
+      })
     }
     this.sessions.set(id, { handle: session, clientId })
     let owned = this.clients.get(clientId)

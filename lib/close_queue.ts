@@ -58,7 +58,10 @@ function startClose(handle: unknown, report: (fulfilled: boolean, value: unknown
   try {
     const close = (handle as { close?: unknown }).close
     if (typeof close !== 'function') {
-      throw nityError('ERR_INVALID_SESSION', 'session.close is not a function any more; the session was removed unclosed')
+      throw nityError(
+        'ERR_INVALID_SESSION',
+        'session.close is not a function any more; the session was removed unclosed',
+      )
     }
     const result: unknown = close.call(handle)
     if (result !== null && (typeof result === 'object' || typeof result === 'function')) {
@@ -125,8 +128,10 @@ export class CloseQueue {
   whenClosed(ticket: number): Promise<void> {
     const pending = this.pending.get(ticket)
     if (pending === undefined) return Promise.resolve()
+    const bystanders = pending.bystanders ?? []
+    pending.bystanders = bystanders
     return new Promise<void>((resolve) => {
-      ;(pending.bystanders ??= []).push(resolve)
+      bystanders.push(resolve)
     })
   }
 
@@ -184,7 +189,9 @@ export class CloseQueue {
         const tickets = new Float64Array(started.map((close) => close.ticket))
         this.native.startCloses(tickets, this.time.now())
         for (const { ticket, handle } of started) {
-          startClose(handle, (fulfilled, value) => this.end(ticket, fulfilled ? CloseEnd.Closed : CloseEnd.Failed, value))
+          startClose(handle, (fulfilled, value) =>
+            this.end(ticket, fulfilled ? CloseEnd.Closed : CloseEnd.Failed, value),
+          )
           this.watchIfRunning(ticket)
         }
       }
@@ -237,9 +244,7 @@ export class CloseQueue {
     const ticketColumn = new Float64Array(tickets)
     const howColumn = new Uint8Array(how)
     const now = this.time.now()
-    const reports = this.hooks.empty
-      ? undefined
-      : this.native.settleReported(ticketColumn, howColumn, now)
+    const reports = this.hooks.empty ? undefined : this.native.settleReported(ticketColumn, howColumn, now)
     if (reports === undefined) this.native.settle(ticketColumn, howColumn, now)
     for (let i = 0; i < tickets.length; i++) {
       const ticket = tickets[i]!
@@ -292,7 +297,10 @@ export class CloseQueue {
 
   /** Drops the deadlines of closes that ended from the front, and compacts. */
   private pruneDeadlines(): void {
-    while (this.deadlineHead < this.deadlineTicket.length && this.pending.get(this.deadlineTicket[this.deadlineHead]!)?.ended !== false) {
+    while (
+      this.deadlineHead < this.deadlineTicket.length &&
+      this.pending.get(this.deadlineTicket[this.deadlineHead]!)?.ended !== false
+    ) {
       this.deadlineHead += 1
     }
     if (this.deadlineHead === this.deadlineTicket.length) {

@@ -49,7 +49,7 @@ export function nityError(code: NityErrorCode, message: string): NityError {
 }
 
 function isCode(code: unknown): code is NityErrorCode {
-  return typeof code === 'string' && Object.prototype.hasOwnProperty.call(KINDS, code)
+  return typeof code === 'string' && Object.hasOwn(KINDS, code)
 }
 
 /**

@@ -12,7 +12,11 @@ function load(): typeof Binding {
   } catch (error) {
     throw loadFailure(error)
   }
-  if (binding === null || typeof binding !== 'object' || typeof (binding as typeof Binding).NativeRegistry !== 'function') {
+  if (
+    binding === null ||
+    typeof binding !== 'object' ||
+    typeof (binding as typeof Binding).NativeRegistry !== 'function'
+  ) {
     throw notAnAddon(binding)
   }
   return binding as typeof Binding
@@ -28,4 +32,4 @@ export const RunningCode: typeof Binding.RunningCode = binding.RunningCode
 export type RunningCode = Binding.RunningCode
 export const CloseEnd: typeof Binding.CloseEnd = binding.CloseEnd
 export type CloseEnd = Binding.CloseEnd
-export type { Limit, PolicyOptions } from '../native'
+export type { Admitted, Limit, PolicyOptions } from '../native'

@@ -102,7 +102,9 @@ function readClock(value: unknown): NitySessionClock | undefined {
     typeof clock.setTimeout === 'function' &&
     typeof clock.clearTimeout === 'function'
   if (!complete) {
-    throw invalid(`options.clock must be an object with now(), setTimeout() and clearTimeout() methods, got ${describe(value)}`)
+    throw invalid(
+      `options.clock must be an object with now(), setTimeout() and clearTimeout() methods, got ${describe(value)}`,
+    )
   }
   return value as NitySessionClock
 }
@@ -126,13 +128,17 @@ export function readOptions(options: unknown): Options {
   const given = options as Record<keyof NitySessionRegistryOptions, unknown>
   if (given.onSessionClosed !== undefined) {
     if (typeof given.onSessionClosed !== 'function') {
-      throw nityError('ERR_INVALID_LISTENER', `options.onSessionClosed must be a function, got ${describe(given.onSessionClosed)}`)
+      throw nityError(
+        'ERR_INVALID_LISTENER',
+        `options.onSessionClosed must be a function, got ${describe(given.onSessionClosed)}`,
+      )
     }
     read.onSessionClosed = given.onSessionClosed as Options['onSessionClosed']
   }
   read.cleanupIntervalMs = readDuration(given.cleanupIntervalMs, 'options.cleanupIntervalMs', invalid)
   read.idleTimeoutMs = readDuration(given.idleTimeoutMs, 'options.idleTimeoutMs', invalid)
-  read.closeTimeoutMs = readDuration(given.closeTimeoutMs, 'options.closeTimeoutMs', invalid) ?? DEFAULT_CLOSE_TIMEOUT_MS
+  read.closeTimeoutMs =
+    readDuration(given.closeTimeoutMs, 'options.closeTimeoutMs', invalid) ?? DEFAULT_CLOSE_TIMEOUT_MS
   read.maxConcurrentCloses = readCount(given.maxConcurrentCloses, 'maxConcurrentCloses')
   read.maxSessions = readCount(given.maxSessions, 'maxSessions')
   read.maxSessionsPerClient = readCount(given.maxSessionsPerClient, 'maxSessionsPerClient')

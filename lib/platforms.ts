@@ -17,7 +17,8 @@ interface Platform {
 /** `x86_64-unknown-linux-gnu` -> `{ os: 'linux', cpu: 'x64', libc: 'gnu' }`, as Node names them. */
 function parseTarget(triple: string): Platform {
   const parts = triple.split('-')
-  const cpu = ({ x86_64: 'x64', aarch64: 'arm64', i686: 'ia32', armv7: 'arm' } as Record<string, string>)[parts[0]!] ?? parts[0]!
+  const cpu =
+    ({ x86_64: 'x64', aarch64: 'arm64', i686: 'ia32', armv7: 'arm' } as Record<string, string>)[parts[0]!] ?? parts[0]!
   if (triple.includes('-apple-darwin')) return { os: 'darwin', cpu }
   if (triple.includes('-windows-')) return { os: 'win32', cpu, abi: parts[parts.length - 1]! }
   return { os: parts[2]!, cpu, libc: parts[3]! }

@@ -7,7 +7,7 @@
 import { CloseHooks } from './close_hooks'
 import { CloseQueue, type Batch } from './close_queue'
 import { describe, fromNative, nityError, type NityErrorCode } from './errors'
-import { NativeRegistry, type Limit } from './native'
+import { type Admitted, type Limit, NativeRegistry } from './native'
 import { readDuration, readOptions, rejectUnknownKeys, type Options } from './options'
 import { SessionIndex, type Entry } from './session_index'
 import { isRunning, scanStale } from './stale_scan'
@@ -131,7 +131,10 @@ export class NitySessionRegistry<H extends NitySessionHandle = NitySessionHandle
         // Registering the very same handle under the same client again is a no-op.
         if (existing !== undefined && existing.handle === session && existing.clientId === clientId) return
       }
-      if ((error.code === 'ERR_SESSION_LIMIT' || error.code === 'ERR_CLIENT_SESSION_LIMIT') && this.#options.evictIdle) {
+      if (
+        (error.code === 'ERR_SESSION_LIMIT' || error.code === 'ERR_CLIENT_SESSION_LIMIT') &&
+        this.#options.evictIdle
+      ) {
         this.#registerEvicting(clientId, id, session)
         return
       }
@@ -368,7 +371,8 @@ export class NitySessionRegistry<H extends NitySessionHandle = NitySessionHandle
       throw nityError('ERR_REGISTRY_DISPOSED', 'the registry is disposed and takes no more sessions')
     }
     const fail = (message: string): ReturnType<typeof nityError> => nityError('ERR_INVALID_ARG', message)
-    const interval = readDuration(intervalMs, 'intervalMs', fail) ?? this.#autoInterval ?? this.#options.cleanupIntervalMs
+    const interval =
+      readDuration(intervalMs, 'intervalMs', fail) ?? this.#autoInterval ?? this.#options.cleanupIntervalMs
     if (interval === undefined) {
       throw fail('startAutoCleanup() needs an interval: pass intervalMs or set the cleanupIntervalMs option')
     }
@@ -472,10 +476,10 @@ export class NitySessionRegistry<H extends NitySessionHandle = NitySessionHandle
         return
       }
       const victim = this.#findIdle(limit, clientId)
-      if (victim === undefined) call(() => this.#native.limitError(limit, clientId))
-      let admitted
+      if (victim === undefined) throw this.#limitError(limit, clientId)
+      let admitted: Admitted
       try {
-        admitted = this.#native.registerEvicting(clientId, id, victim!.slot, victim!.seq, this.#time.now())
+        admitted = this.#native.registerEvicting(clientId, id, victim.slot, victim.seq, this.#time.now())
       } catch (thrown) {
         const error = fromNative(thrown) as Error & { code?: string }
         if (error.code === 'ERR_SESSION_LIMIT' || error.code === 'ERR_CLIENT_SESSION_LIMIT') continue
@@ -498,8 +502,18 @@ export class NitySessionRegistry<H extends NitySessionHandle = NitySessionHandle
       return
     }
     const limit = this.#native.full(clientId)
-    if (limit !== undefined && limit !== null) call(() => this.#native.limitError(limit, clientId))
+    if (limit !== undefined && limit !== null) throw this.#limitError(limit, clientId)
     throw nityError('ERR_SESSION_LIMIT', 'the registry is full and no idle session could be evicted')
+  }
+
+  /** The core's error for a registration refused by `limit`. */
+  #limitError(limit: Limit, clientId: string): unknown {
+    try {
+      this.#native.limitError(limit, clientId)
+    } catch (thrown) {
+      return fromNative(thrown)
+    }
+    return nityError('ERR_SESSION_LIMIT', 'the registry is full')
   }
 
   /** The least recently active registration under `limit` whose session says it is not running. */

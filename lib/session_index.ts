@@ -98,7 +98,7 @@ export class SessionIndex<H> {
       if (client.sessions.size === 0) {
         this.byClient.delete(entry.clientId)
         client.live = false
-        if (client.seenAt === client.seenAt && ++this.goneClients > COMPACT_AFTER) this.compact()
+        if (!Number.isNaN(client.seenAt) && ++this.goneClients > COMPACT_AFTER) this.compact()
       }
     }
     return entry
@@ -118,7 +118,7 @@ export class SessionIndex<H> {
 
   /** Notes that a lookup handed out every session of `client` at `now`. */
   seenClient(client: ClientSessions<H>, now: number): void {
-    if (client.seenAt !== client.seenAt) this.seenClients.push(client)
+    if (Number.isNaN(client.seenAt)) this.seenClients.push(client)
     client.seenAt = now
     client.seenBefore = this.registered
   }

@@ -32,6 +32,7 @@ export interface NitySessionHandle {
   close(): Promise<void> | void
   getHealth(): NitySessionHealth
   isRunning(): boolean
+  // biome-ignore lint/suspicious/noExplicitAny: the Bridge SDK documents these extra arguments as any[]
   sendTask(taskType: string, prompt: string, ...rest: any[]): Promise<NityTaskResult>
 }
 
@@ -48,13 +49,7 @@ export interface NitySessionRegistryStats {
  * `'idle'` (idle past `idleTimeoutMs` and not running), `'evicted'` (to make
  * room in a full registry) or `'shutdown'` (`closeAll()` / `dispose()`).
  */
-export type NitySessionCloseReason =
-  | 'unregister'
-  | 'cleanupClient'
-  | 'cleanupStale'
-  | 'idle'
-  | 'evicted'
-  | 'shutdown'
+export type NitySessionCloseReason = 'unregister' | 'cleanupClient' | 'cleanupStale' | 'idle' | 'evicted' | 'shutdown'
 
 /** Told to close listeners once a handle's `close()` has settled. */
 export interface NitySessionClosedEvent {

@@ -5,8 +5,9 @@ import { copyFileSync } from 'node:fs'
 
 const root = new URL('..', import.meta.url)
 execFileSync('cargo', ['build', '--release', '-p', 'nity-bench-floor'], { cwd: root, stdio: 'inherit' })
-const library = {
-  darwin: 'libnity_bench_floor.dylib',
-  win32: 'nity_bench_floor.dll',
-}[process.platform] ?? 'libnity_bench_floor.so'
+const library =
+  {
+    darwin: 'libnity_bench_floor.dylib',
+    win32: 'nity_bench_floor.dll',
+  }[process.platform] ?? 'libnity_bench_floor.so'
 copyFileSync(new URL(`target/release/${library}`, root), new URL('benchmark/floor/floor.node', root))

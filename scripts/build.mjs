@@ -62,5 +62,9 @@ const napi = spawnSync('napi', args, { cwd: root, stdio: 'inherit', shell: proce
 if (napi.status !== 0) process.exit(napi.status ?? 1)
 
 // The TypeScript surface over the native layer, into dist/.
-const tsc = spawnSync('tsc', ['-p', 'lib/tsconfig.json'], { cwd: root, stdio: 'inherit', shell: process.platform === 'win32' })
+const tsc = spawnSync('tsc', ['-p', 'lib/tsconfig.json'], {
+  cwd: root,
+  stdio: 'inherit',
+  shell: process.platform === 'win32',
+})
 process.exit(tsc.status ?? 1)

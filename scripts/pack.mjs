@@ -99,4 +99,3 @@ const mainTarball = npmPack(join(staging, 'main'), options.out)
 rmSync(staging, { recursive: true, force: true })
 
 console.log(JSON.stringify({ main: mainTarball, platforms }))
-

@@ -31,11 +31,15 @@ export function installPacked(work: string): { packed: Packed; app: string } {
   mkdirSync(app)
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }))
   const cache = join(work, 'empty-cache')
-  const npm = spawnSync('npm', ['install', '--offline', '--cache', cache, '--no-audit', '--no-fund', packed.main, platform], {
-    cwd: app,
-    encoding: 'utf8',
-    timeout: 120_000,
-  })
+  const npm = spawnSync(
+    'npm',
+    ['install', '--offline', '--cache', cache, '--no-audit', '--no-fund', packed.main, platform],
+    {
+      cwd: app,
+      encoding: 'utf8',
+      timeout: 120_000,
+    },
+  )
   if (npm.status !== 0) throw new Error(`npm install of the tarballs failed:\n${npm.stderr}`)
   return { packed, app }
 }

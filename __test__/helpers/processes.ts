@@ -16,7 +16,7 @@ export function runWorker<M>(file: string, workerData?: unknown): Promise<Worker
   return new Promise((resolve) => {
     const worker = new Worker(file, { workerData })
     const messages: M[] = []
-    let error: unknown = undefined
+    let error: unknown
     worker.on('message', (message: M) => messages.push(message))
     worker.on('error', (e) => {
       error = e

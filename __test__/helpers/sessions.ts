@@ -65,7 +65,10 @@ export class FakeSession implements NitySessionHandle {
 }
 
 export function stale(session: FakeSession, how: 'timedOut' | 'error'): FakeSession {
-  session.health = how === 'timedOut' ? { ...session.health, state: 'active', isTimedOut: true } : { ...session.health, state: 'error' }
+  session.health =
+    how === 'timedOut'
+      ? { ...session.health, state: 'active', isTimedOut: true }
+      : { ...session.health, state: 'error' }
   return session
 }
 

@@ -123,7 +123,9 @@ describe('rejections, under jest', () => {
     const { registry } = setUp()
     registry.register('c', new FakeSession('s1'))
     await expect(registry.cleanupClient(42 as unknown as string)).rejects.toBeInstanceOf(TypeError)
-    await expect(registry.cleanupClient(42 as unknown as string)).rejects.toMatchObject({ code: 'ERR_INVALID_CLIENT_ID' })
+    await expect(registry.cleanupClient(42 as unknown as string)).rejects.toMatchObject({
+      code: 'ERR_INVALID_CLIENT_ID',
+    })
     const result = await outcome(registry.cleanupClient(42 as unknown as string))
     expect(Object.getPrototypeOf(result.error)).toBe(TypeError.prototype)
     expect(registry.getStats().totalSessions).toBe(1)
@@ -185,7 +187,13 @@ describe('close hooks, under jest', () => {
       expect(Object.getPrototypeOf(event)).toBe(Object.prototype)
       expect(event.reason).toBe('cleanupClient')
     }
-    expect(byId.get('a')).toEqual({ sessionId: 'a', clientId: 'c', reason: 'cleanupClient', durationMs: expect.any(Number), error: E1 })
+    expect(byId.get('a')).toEqual({
+      sessionId: 'a',
+      clientId: 'c',
+      reason: 'cleanupClient',
+      durationMs: expect.any(Number),
+      error: E1,
+    })
   })
 
   it('cleanupStale reports what it closed with plain events; a throwing getHealth counts as an error state', async () => {
@@ -201,7 +209,12 @@ describe('close hooks, under jest', () => {
     expect(events.map((event) => event.sessionId).sort()).toEqual(['broken', 'late', 'throws'])
     for (const event of events) {
       expect(Object.getPrototypeOf(event)).toBe(Object.prototype)
-      expect(event).toEqual({ sessionId: event.sessionId, clientId: 'c', reason: 'cleanupStale', durationMs: expect.any(Number) })
+      expect(event).toEqual({
+        sessionId: event.sessionId,
+        clientId: 'c',
+        reason: 'cleanupStale',
+        durationMs: expect.any(Number),
+      })
     }
     expect(registry.getStats()).toEqual({ totalSessions: 1, activeClients: 1, sessionsByClient: { c: 1 } })
   })

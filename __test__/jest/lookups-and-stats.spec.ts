@@ -19,6 +19,7 @@ function expectPlainObject(value: unknown): void {
 function expectArray(value: unknown): void {
   expect(value).toBeInstanceOf(Array)
   expect(Array.isArray(value)).toBe(true)
+  // biome-ignore lint/suspicious/useIsArray: instanceof is what depends on the realm
   expect(value instanceof Array).toBe(true)
   expect(Object.getPrototypeOf(value)).toBe(Array.prototype)
 }
@@ -76,7 +77,11 @@ describe('getStats, under jest', () => {
     expectPlainObject(stats)
     expectPlainObject(stats.sessionsByClient)
     expect(stats).toEqual({ totalSessions: 3, activeClients: 2, sessionsByClient: { 'client-a': 2, 'client-b': 1 } })
-    expect(stats).toStrictEqual({ totalSessions: 3, activeClients: 2, sessionsByClient: { 'client-a': 2, 'client-b': 1 } })
+    expect(stats).toStrictEqual({
+      totalSessions: 3,
+      activeClients: 2,
+      sessionsByClient: { 'client-a': 2, 'client-b': 1 },
+    })
   })
 
   it('of an empty registry equals the plain literal', () => {
@@ -121,9 +126,27 @@ describe('getSessionInfo and list, under jest', () => {
     }
     expect(all).toStrictEqual({
       sessions: [
-        { sessionId: 's1', clientId: 'c', registeredAt: expect.any(Number), lastActivityAt: expect.any(Number), metrics: {} },
-        { sessionId: 's2', clientId: 'c', registeredAt: expect.any(Number), lastActivityAt: expect.any(Number), metrics: {} },
-        { sessionId: 's3', clientId: 'd', registeredAt: expect.any(Number), lastActivityAt: expect.any(Number), metrics: {} },
+        {
+          sessionId: 's1',
+          clientId: 'c',
+          registeredAt: expect.any(Number),
+          lastActivityAt: expect.any(Number),
+          metrics: {},
+        },
+        {
+          sessionId: 's2',
+          clientId: 'c',
+          registeredAt: expect.any(Number),
+          lastActivityAt: expect.any(Number),
+          metrics: {},
+        },
+        {
+          sessionId: 's3',
+          clientId: 'd',
+          registeredAt: expect.any(Number),
+          lastActivityAt: expect.any(Number),
+          metrics: {},
+        },
       ],
     })
   })
@@ -143,7 +166,7 @@ describe('getSessionInfo and list, under jest', () => {
     expect(second.next).toBeUndefined()
   })
 
-  it("list({ clientId }) of an unknown client is an empty page of this realm", () => {
+  it('list({ clientId }) of an unknown client is an empty page of this realm', () => {
     const page = new NitySessionRegistry().list({ clientId: 'nobody' })
     expectPlainObject(page)
     expectArray(page.sessions)

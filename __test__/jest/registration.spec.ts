@@ -65,7 +65,10 @@ describe('register, under jest: errors of the test realm', () => {
     const { registry, kept } = seeded()
     const session = new FakeSession('s1')
     expect(() => registry.register('', session)).toThrow(TypeError)
-    expectTypeError(thrown(() => registry.register('', session)), 'ERR_INVALID_CLIENT_ID')
+    expectTypeError(
+      thrown(() => registry.register('', session)),
+      'ERR_INVALID_CLIENT_ID',
+    )
     expectUnchanged(registry, kept)
   })
 
@@ -78,7 +81,10 @@ describe('register, under jest: errors of the test realm', () => {
   ])('a clientId that is %s throws a TypeError of this realm', (_, clientId) => {
     const { registry, kept } = seeded()
     expect(() => registry.register(clientId as unknown as string, new FakeSession('s1'))).toThrow(TypeError)
-    expectTypeError(thrown(() => registry.register(clientId as unknown as string, new FakeSession('s1'))), 'ERR_INVALID_CLIENT_ID')
+    expectTypeError(
+      thrown(() => registry.register(clientId as unknown as string, new FakeSession('s1'))),
+      'ERR_INVALID_CLIENT_ID',
+    )
     expectUnchanged(registry, kept)
   })
 
@@ -92,7 +98,10 @@ describe('register, under jest: errors of the test realm', () => {
   ])('a session that is %s throws a TypeError of this realm with code ERR_INVALID_SESSION', (_, session) => {
     const { registry, kept } = seeded()
     expect(() => registry.register('client', session as unknown as FakeSession)).toThrow(TypeError)
-    expectTypeError(thrown(() => registry.register('client', session as unknown as FakeSession)), 'ERR_INVALID_SESSION')
+    expectTypeError(
+      thrown(() => registry.register('client', session as unknown as FakeSession)),
+      'ERR_INVALID_SESSION',
+    )
     expectUnchanged(registry, kept)
   })
 
@@ -129,12 +138,18 @@ describe('register, under jest: errors of the test realm', () => {
     const full = new NitySessionRegistry<FakeSession>({ maxSessions: 1 })
     full.register('a', new FakeSession('a1'))
     expect(() => full.register('b', new FakeSession('b1'))).toThrow(Error)
-    expectPlainError(thrown(() => full.register('b', new FakeSession('b1'))), 'ERR_SESSION_LIMIT')
+    expectPlainError(
+      thrown(() => full.register('b', new FakeSession('b1'))),
+      'ERR_SESSION_LIMIT',
+    )
 
     const perClient = new NitySessionRegistry<FakeSession>({ maxSessionsPerClient: 1 })
     perClient.register('a', new FakeSession('a1'))
     expect(() => perClient.register('a', new FakeSession('a2'))).toThrow(Error)
-    expectPlainError(thrown(() => perClient.register('a', new FakeSession('a2'))), 'ERR_CLIENT_SESSION_LIMIT')
+    expectPlainError(
+      thrown(() => perClient.register('a', new FakeSession('a2'))),
+      'ERR_CLIENT_SESSION_LIMIT',
+    )
     expect(full.getStats().totalSessions).toBe(1)
     expect(perClient.getStats().totalSessions).toBe(1)
   })
@@ -143,7 +158,10 @@ describe('register, under jest: errors of the test realm', () => {
     const registry = new NitySessionRegistry<FakeSession>()
     await registry.dispose()
     expect(() => registry.register('c', new FakeSession('s1'))).toThrow(Error)
-    expectPlainError(thrown(() => registry.register('c', new FakeSession('s1'))), 'ERR_REGISTRY_DISPOSED')
+    expectPlainError(
+      thrown(() => registry.register('c', new FakeSession('s1'))),
+      'ERR_REGISTRY_DISPOSED',
+    )
     expect(registry.getStats().totalSessions).toBe(0)
   })
 })
@@ -151,10 +169,19 @@ describe('register, under jest: errors of the test realm', () => {
 describe('the constructor and the other synchronous calls, under jest', () => {
   it('bad options throw TypeErrors of this realm: ERR_INVALID_OPTIONS, ERR_INVALID_LISTENER', () => {
     expect(() => new NitySessionRegistry({ maxSessions: -1 })).toThrow(TypeError)
-    expectTypeError(thrown(() => new NitySessionRegistry({ maxSessions: -1 })), 'ERR_INVALID_OPTIONS')
-    expectTypeError(thrown(() => new NitySessionRegistry(1 as never)), 'ERR_INVALID_OPTIONS')
+    expectTypeError(
+      thrown(() => new NitySessionRegistry({ maxSessions: -1 })),
+      'ERR_INVALID_OPTIONS',
+    )
+    expectTypeError(
+      thrown(() => new NitySessionRegistry(1 as never)),
+      'ERR_INVALID_OPTIONS',
+    )
     expect(() => new NitySessionRegistry({ onSessionClosed: 'nope' as never })).toThrow(TypeError)
-    expectTypeError(thrown(() => new NitySessionRegistry({ onSessionClosed: 'nope' as never })), 'ERR_INVALID_LISTENER')
+    expectTypeError(
+      thrown(() => new NitySessionRegistry({ onSessionClosed: 'nope' as never })),
+      'ERR_INVALID_LISTENER',
+    )
   })
 
   it('a registry is an instance of the class it was made with', () => {
@@ -165,19 +192,37 @@ describe('the constructor and the other synchronous calls, under jest', () => {
   it('lookups with a bad id throw TypeErrors of this realm: ERR_INVALID_SESSION_ID, ERR_INVALID_CLIENT_ID', () => {
     const { registry, kept } = seeded()
     expect(() => registry.getSession(42 as unknown as string)).toThrow(TypeError)
-    expectTypeError(thrown(() => registry.getSession(42 as unknown as string)), 'ERR_INVALID_SESSION_ID')
-    expectTypeError(thrown(() => registry.getSessionInfo(42 as unknown as string)), 'ERR_INVALID_SESSION_ID')
-    expectTypeError(thrown(() => registry.touch(42 as unknown as string)), 'ERR_INVALID_SESSION_ID')
+    expectTypeError(
+      thrown(() => registry.getSession(42 as unknown as string)),
+      'ERR_INVALID_SESSION_ID',
+    )
+    expectTypeError(
+      thrown(() => registry.getSessionInfo(42 as unknown as string)),
+      'ERR_INVALID_SESSION_ID',
+    )
+    expectTypeError(
+      thrown(() => registry.touch(42 as unknown as string)),
+      'ERR_INVALID_SESSION_ID',
+    )
     expect(() => registry.getClientSessions(42 as unknown as string)).toThrow(TypeError)
-    expectTypeError(thrown(() => registry.getClientSessions(42 as unknown as string)), 'ERR_INVALID_CLIENT_ID')
+    expectTypeError(
+      thrown(() => registry.getClientSessions(42 as unknown as string)),
+      'ERR_INVALID_CLIENT_ID',
+    )
     expectUnchanged(registry, kept)
   })
 
   it('updateMetrics with a bad value throws a TypeError of this realm with code ERR_INVALID_METRICS', () => {
     const { registry, kept } = seeded()
     expect(() => registry.updateMetrics('kept', { tokens: Number.NaN })).toThrow(TypeError)
-    expectTypeError(thrown(() => registry.updateMetrics('kept', { tokens: Number.NaN })), 'ERR_INVALID_METRICS')
-    expectTypeError(thrown(() => registry.updateMetrics('kept', 5 as never)), 'ERR_INVALID_METRICS')
+    expectTypeError(
+      thrown(() => registry.updateMetrics('kept', { tokens: Number.NaN })),
+      'ERR_INVALID_METRICS',
+    )
+    expectTypeError(
+      thrown(() => registry.updateMetrics('kept', 5 as never)),
+      'ERR_INVALID_METRICS',
+    )
     expect(registry.getSessionInfo('kept')?.metrics).toEqual({})
     expectUnchanged(registry, kept)
   })
@@ -185,7 +230,10 @@ describe('the constructor and the other synchronous calls, under jest', () => {
   it('onSessionClosed with a non-function throws a TypeError of this realm with code ERR_INVALID_LISTENER', () => {
     const { registry } = seeded()
     expect(() => registry.onSessionClosed(42 as never)).toThrow(TypeError)
-    expectTypeError(thrown(() => registry.onSessionClosed(42 as never)), 'ERR_INVALID_LISTENER')
+    expectTypeError(
+      thrown(() => registry.onSessionClosed(42 as never)),
+      'ERR_INVALID_LISTENER',
+    )
     const unsubscribe = registry.onSessionClosed(() => {})
     expect(unsubscribe).toBeInstanceOf(Function)
     expect(unsubscribe()).toBeUndefined()
@@ -194,10 +242,19 @@ describe('the constructor and the other synchronous calls, under jest', () => {
   it('list and startAutoCleanup with bad arguments throw TypeErrors of this realm', () => {
     const { registry } = seeded()
     expect(() => registry.list({ limit: 0 })).toThrow(TypeError)
-    expectTypeError(thrown(() => registry.list({ limit: 0 })), 'ERR_INVALID_ARG')
+    expectTypeError(
+      thrown(() => registry.list({ limit: 0 })),
+      'ERR_INVALID_ARG',
+    )
     expect(() => registry.list({ after: 'not-a-cursor' })).toThrow(TypeError)
-    expectTypeError(thrown(() => registry.list({ after: 'not-a-cursor' })), 'ERR_INVALID_CURSOR')
+    expectTypeError(
+      thrown(() => registry.list({ after: 'not-a-cursor' })),
+      'ERR_INVALID_CURSOR',
+    )
     expect(() => registry.startAutoCleanup(-1)).toThrow(TypeError)
-    expectTypeError(thrown(() => registry.startAutoCleanup(-1)), 'ERR_INVALID_ARG')
+    expectTypeError(
+      thrown(() => registry.startAutoCleanup(-1)),
+      'ERR_INVALID_ARG',
+    )
   })
 })

@@ -26,7 +26,9 @@ afterEach(() => {
 describe('testing code that uses the registry, under jest', () => {
   it('matches a thrown error by its code', () => {
     const registry = new NitySessionRegistry()
-    expect(() => registry.register('', session('s1'))).toThrow(expect.objectContaining({ code: 'ERR_INVALID_CLIENT_ID' }))
+    expect(() => registry.register('', session('s1'))).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_CLIENT_ID' }),
+    )
     registry.register('client-a', session('s1'))
     expect(() => registry.register('client-b', session('s1'))).toThrow(
       expect.objectContaining({ code: 'ERR_SESSION_ALREADY_REGISTERED' }),
@@ -36,7 +38,10 @@ describe('testing code that uses the registry, under jest', () => {
   it('matches a rejection by its code, with fake timers driving the close deadline', async () => {
     jest.useFakeTimers()
     const registry = new NitySessionRegistry({ clock: testClock, closeTimeoutMs: 1_000 })
-    registry.register('client-a', session('s1', () => new Promise<void>(() => {})))
+    registry.register(
+      'client-a',
+      session('s1', () => new Promise<void>(() => {})),
+    )
     const closing = registry.unregister('s1')
     const outcome = expect(closing).rejects.toMatchObject({ code: 'ERR_CLOSE_TIMEOUT' })
     await jest.advanceTimersByTimeAsync(1_000)
@@ -47,7 +52,10 @@ describe('testing code that uses the registry, under jest', () => {
     jest.useFakeTimers()
     const closed: string[] = []
     const registry = new NitySessionRegistry({ clock: testClock, cleanupIntervalMs: 1_000, idleTimeoutMs: 5_000 })
-    registry.register('client-a', session('s1', () => void closed.push('s1')))
+    registry.register(
+      'client-a',
+      session('s1', () => void closed.push('s1')),
+    )
     await jest.advanceTimersByTimeAsync(4_000)
     expect(registry.getSession('s1')).toBeDefined() // idle 4 s: kept (this lookup is activity too)
     await jest.advanceTimersByTimeAsync(7_000)

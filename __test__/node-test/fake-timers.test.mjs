@@ -179,7 +179,13 @@ describe('mock.timers drives the registry without the clock option', () => {
     assert.equal(closing.error?.code, 'ERR_CLOSE_TIMEOUT')
     assert.ok(closing.error instanceof Error)
     assert.equal(events.length, 1)
-    assert.deepEqual(brief(events[0]), { sessionId: 'stuck', clientId: 'c', reason: 'unregister', timedOut: true, error: closing.error })
+    assert.deepEqual(brief(events[0]), {
+      sessionId: 'stuck',
+      clientId: 'c',
+      reason: 'unregister',
+      timedOut: true,
+      error: closing.error,
+    })
     assert.equal(events[0].error, closing.error)
     assert.equal(registry.getMetrics().closeTimeouts, 1)
     await finish(registry.dispose())

@@ -46,7 +46,10 @@ describe('testing code that uses the registry, under node:test', () => {
   it('matches a rejection by its code, with mock timers driving the close deadline', async () => {
     mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_000_000 })
     const registry = new NitySessionRegistry({ clock: testClock, closeTimeoutMs: 1_000 })
-    registry.register('client-a', session('s1', () => new Promise(() => {})))
+    registry.register(
+      'client-a',
+      session('s1', () => new Promise(() => {})),
+    )
     const outcome = assert.rejects(registry.unregister('s1'), { code: 'ERR_CLOSE_TIMEOUT' })
     await advance(1_000)
     await outcome
@@ -56,7 +59,10 @@ describe('testing code that uses the registry, under node:test', () => {
     mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_000_000 })
     const closed = []
     const registry = new NitySessionRegistry({ clock: testClock, cleanupIntervalMs: 1_000, idleTimeoutMs: 5_000 })
-    registry.register('client-a', session('s1', () => void closed.push('s1')))
+    registry.register(
+      'client-a',
+      session('s1', () => void closed.push('s1')),
+    )
     await advance(4_000)
     assert.notEqual(registry.getSession('s1'), undefined)
     await advance(7_000)

@@ -39,7 +39,15 @@ describe('bundling an extension that uses the registry with esbuild', () => {
   function bundle(outdir: string, flags: string[]): void {
     const result = spawnSync(
       esbuild,
-      ['extension.ts', '--bundle', '--platform=node', '--format=cjs', `--outdir=${outdir}`, '--log-level=error', ...flags],
+      [
+        'extension.ts',
+        '--bundle',
+        '--platform=node',
+        '--format=cjs',
+        `--outdir=${outdir}`,
+        '--log-level=error',
+        ...flags,
+      ],
       { cwd: app, encoding: 'utf8', timeout: 60_000, shell: process.platform === 'win32' },
     )
     expect(result.stderr).toBe('')

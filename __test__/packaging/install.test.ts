@@ -30,7 +30,8 @@ describe('the packed package, installed into a fresh project', () => {
   beforeAll(() => {
     work = mkdtempSync(join(tmpdir(), 'nity-install-'))
     ;({ packed, app } = installPacked(work))
-    for (const file of ['use.cjs', 'use.mjs', 'use.ts', 'tsconfig.json']) copyFileSync(join(consumer, file), join(app, file))
+    for (const file of ['use.cjs', 'use.mjs', 'use.ts', 'tsconfig.json'])
+      copyFileSync(join(consumer, file), join(app, file))
   }, 180_000)
 
   afterAll(() => {
@@ -47,12 +48,9 @@ describe('the packed package, installed into a fresh project', () => {
   })
 
   it("this platform's tarball holds the binary, README and LICENSE", () => {
-    expect(listTarball(packed.platforms[host.name]!)).toEqual([
-      'LICENSE',
-      'README.md',
-      host.binary,
-      'package.json',
-    ].sort())
+    expect(listTarball(packed.platforms[host.name]!)).toEqual(
+      ['LICENSE', 'README.md', host.binary, 'package.json'].sort(),
+    )
   })
 
   it('the main package depends on every platform package, optionally, at its own version', () => {

@@ -37,7 +37,13 @@ afterAll(() => {
 describe('loading on a platform without a binary', () => {
   it('throws ERR_UNSUPPORTED_PLATFORM naming the os and cpu, listing the supported platforms, saying how to build', () => {
     const outcome = load('freebsd', 'x64')
-    expect(outcome).toMatchObject({ loaded: false, isError: true, name: 'Error', code: 'ERR_UNSUPPORTED_PLATFORM', hasCause: true })
+    expect(outcome).toMatchObject({
+      loaded: false,
+      isError: true,
+      name: 'Error',
+      code: 'ERR_UNSUPPORTED_PLATFORM',
+      hasCause: true,
+    })
     expect(outcome.message).toContain('freebsd-x64 (os freebsd, cpu x64)')
     for (const name of supported) expect(outcome.message).toContain(name)
     expect(outcome.message).toContain('build it from source')

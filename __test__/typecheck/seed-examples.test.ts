@@ -23,13 +23,21 @@ function diagnostics(file: string): string[] {
   }
   const program = ts.createProgram([join(fixtures, file), join(fixtures, 'seed-env.d.ts')], options)
   return ts.getPreEmitDiagnostics(program).map((d) => {
-    const where = d.file ? `${d.file.fileName.slice(packageRoot.length + 1)}:${d.file.getLineAndCharacterOfPosition(d.start ?? 0).line + 1}` : ''
+    const where = d.file
+      ? `${d.file.fileName.slice(packageRoot.length + 1)}:${d.file.getLineAndCharacterOfPosition(d.start ?? 0).line + 1}`
+      : ''
     return `${where} ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`
   })
 }
 
 /** The seed document's examples, copied character for character. */
-const seedExamples = ['basic-usage.ts', 'server-example.ts', 'session-health.ts', 'healthy-session.ts', 'single-client.ts']
+const seedExamples = [
+  'basic-usage.ts',
+  'server-example.ts',
+  'session-health.ts',
+  'healthy-session.ts',
+  'single-client.ts',
+]
 
 describe('index.d.ts against the documented API', () => {
   it('has a fixture for every seed example and nothing unaccounted for', () => {

@@ -83,9 +83,9 @@ class LiveView {
 
   private note(text: string): void {
     const at = ((Date.now() - this.started) / 1000).toFixed(1).padStart(5)
-    this.recent.push(fit(`${at}s  ${text}`))
+    this.recent.push(clip(`${at}s  ${text}`))
     if (this.recent.length > 6) this.recent.shift()
-    if (!this.live) console.log(fit(`${at}s  ${text}`))
+    if (!this.live) console.log(clip(`${at}s  ${text}`))
   }
 
   start(): void {
@@ -103,8 +103,8 @@ class LiveView {
     const metrics = server?.registry.getMetrics()
     const elapsed = ((Date.now() - this.started) / 1000).toFixed(1)
     const lines = [
-      fit(`nity bridge demo  ${server?.url ?? ''}`.padEnd(WIDTH - 8) + `${elapsed}s`.padStart(8)),
-      fit(`step: ${this.step}`),
+      clip(`nity bridge demo  ${server?.url ?? ''}`.padEnd(WIDTH - 8) + `${elapsed}s`.padStart(8)),
+      clip(`step: ${this.step}`),
       '',
       'client                    sessions  running   done  failed  busy',
     ]
@@ -118,8 +118,8 @@ class LiveView {
     const by = metrics?.closesByReason
     lines.push(
       '',
-      fit(`sessions ${stats?.totalSessions ?? 0} across ${stats?.activeClients ?? 0} clients`),
-      fit(
+      clip(`sessions ${stats?.totalSessions ?? 0} across ${stats?.activeClients ?? 0} clients`),
+      clip(
         `closes: cleanupClient ${by?.cleanupClient ?? 0}  cleanupStale ${by?.cleanupStale ?? 0}` +
           `  idle ${by?.idle ?? 0}  shutdown ${by?.shutdown ?? 0}`,
       ),
@@ -134,7 +134,7 @@ class LiveView {
     const lines = this.lines()
     // Back to the top of the previous frame, clear it, draw this one.
     const up = this.drawn > 0 ? `\x1b[${this.drawn}F\x1b[J` : ''
-    process.stdout.write(up + lines.join('\n') + '\n')
+    process.stdout.write(`${up + lines.join('\n')}\n`)
     this.drawn = lines.length
   }
 
@@ -161,7 +161,7 @@ class LiveView {
   }
 }
 
-function fit(text: string): string {
+function clip(text: string): string {
   return text.length <= WIDTH ? text : `${text.slice(0, WIDTH - 1)}…`
 }
 
@@ -250,13 +250,14 @@ async function main(): Promise<void> {
       port,
       onEvent: (event) => {
         if (event.kind === 'connected') console.log(`${event.clientId} connected`)
-        if (event.kind === 'disconnected') console.log(`${event.clientId} disconnected, cleaned ${event.cleaned} sessions`)
+        if (event.kind === 'disconnected')
+          console.log(`${event.clientId} disconnected, cleaned ${event.cleaned} sessions`)
         if (event.kind === 'dropped') console.log(`${event.clientId} went silent; its MCP session is closed`)
         if (event.kind === 'session-closed') console.log(`closed ${event.event.sessionId} (${event.event.reason})`)
       },
     })
     console.log(`nity bridge server listening on ${server.url}`)
-    console.log('Add it to your editor\'s MCP settings as a Streamable HTTP server (see the README).')
+    console.log("Add it to your editor's MCP settings as a Streamable HTTP server (see the README).")
     console.log('Press Ctrl+C to stop.')
     const stop = async () => {
       await server.close()

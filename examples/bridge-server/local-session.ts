@@ -32,7 +32,10 @@ export class LocalSession implements NitySessionHandle {
   private readonly taskTimeoutMs: number
   private readonly maxErrors: number
 
-  constructor(readonly clientId: string, options: LocalSessionOptions = {}) {
+  constructor(
+    readonly clientId: string,
+    options: LocalSessionOptions = {},
+  ) {
     created += 1
     this.id = `${clientId}#${created}`
     this.taskTimeoutMs = options.taskTimeoutMs ?? 5_000

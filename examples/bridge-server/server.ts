@@ -189,9 +189,9 @@ export async function startBridgeServer(options: BridgeServerOptions = {}): Prom
       return
     }
     if (sessionId !== undefined || req.method !== 'POST' || !isInitializeRequest(body)) {
-      res.writeHead(404, { 'content-type': 'application/json' }).end(
-        JSON.stringify({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null }),
-      )
+      res
+        .writeHead(404, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null }))
       return
     }
     let connection: Connection | undefined
