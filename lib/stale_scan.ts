@@ -8,8 +8,10 @@ import type { Batch, CloseQueue } from './close_queue'
 import type { SessionIndex } from './session_index'
 import { monotonic, nextTurn, SLICE_MS, type Time } from './time'
 
+/** Sessions read per call into the core. */
+const CHUNK = 4096
 /** Sessions read between looks at the clock. */
-const CHUNK = 256
+const CLOCK_EVERY = 16
 
 const STATES: Record<string, HealthCode> = {
   idle: HealthCode.Idle,
@@ -62,6 +64,10 @@ export function scanStale<H>(
   batch: Batch,
 ): void {
   const { slots, seqs } = native.registrations()
+  const size = Math.min(CHUNK, slots.length)
+  const health = new Uint8Array(size)
+  const timedOut = new Uint8Array(size)
+  const running = new Uint8Array(size)
   let position = 0
   const step = (): void => {
     const started = monotonic()
@@ -69,14 +75,13 @@ export function scanStale<H>(
       const end = Math.min(position + CHUNK, slots.length)
       const now = time.now()
       const idle = tracksIdle ? native.idleExpired(slots.subarray(position, end), now) : undefined
-      const health = new Uint8Array(end - position)
-      const timedOut = new Uint8Array(end - position)
-      const running = new Uint8Array(end - position)
+      timedOut.fill(0)
+      running.fill(0)
       // Health is user code of unknown cost: the clock is looked at every
       // few sessions, and a spent slice ends the chunk early.
       let count = 0
       for (; position + count < end; count++) {
-        if (count % 8 === 0 && count > 0 && monotonic() - started >= SLICE_MS) break
+        if (count % CLOCK_EVERY === 0 && count > 0 && monotonic() - started >= SLICE_MS) break
         const entry = index.at(slots[position + count]!)
         if (entry === undefined) {
           health[count] = HealthCode.Unavailable
