@@ -69,8 +69,9 @@ export interface NitySessionClosedEvent {
 
 /**
  * The registry's time: `now()` in milliseconds and timers on the same
- * clock. The default is the system clock with `setTimeout`/`clearTimeout`;
- * tests pass their own to drive time.
+ * clock. Without one, the registry uses `Date.now()`, `setTimeout` and
+ * `clearTimeout` as they are on `globalThis` when it needs them (so fake
+ * timers drive it); tests pass their own to drive time by hand.
  */
 export interface NitySessionClock {
   now(): number
