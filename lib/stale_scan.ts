@@ -63,14 +63,15 @@ export function scanStale<H>(
   tracksIdle: boolean,
   batch: Batch,
 ): void {
+  // The snapshot counts against the first slice.
+  const firstSlice = monotonic()
   const { slots, seqs } = native.registrations()
   const size = Math.min(CHUNK, slots.length)
   const health = new Uint8Array(size)
   const timedOut = new Uint8Array(size)
   const running = new Uint8Array(size)
   let position = 0
-  const step = (): void => {
-    const started = monotonic()
+  const step = (started: number): void => {
     while (position < slots.length) {
       const end = Math.min(position + CHUNK, slots.length)
       const now = time.now()
@@ -107,11 +108,11 @@ export function scanStale<H>(
       }
       position += count
       if (position < slots.length && monotonic() - started >= SLICE_MS) {
-        nextTurn(step)
+        nextTurn(() => step(monotonic()))
         return
       }
     }
     closes.seal(batch)
   }
-  step()
+  step(firstSlice)
 }
