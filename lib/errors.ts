@@ -30,6 +30,8 @@ const KINDS = {
   ERR_REGISTRY_DISPOSED: 'refused',
   /** A `close()` did not settle within `closeTimeoutMs`; the registry gave up on it. */
   ERR_CLOSE_TIMEOUT: 'refused',
+  /** The store shared between processes cannot be reached (cluster mode only). */
+  ERR_CLUSTER_UNAVAILABLE: 'refused',
 } as const
 
 /** The stable `code` of every error the registry throws or rejects with. */

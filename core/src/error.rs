@@ -72,7 +72,7 @@ impl Error {
       Error::ClientSessionLimit { .. } => "ERR_CLIENT_SESSION_LIMIT",
       Error::Disposed => "ERR_REGISTRY_DISPOSED",
       Error::InvalidCursor(_) => "ERR_INVALID_CURSOR",
-      Error::DirectoryUnavailable { .. } => "ERR_DIRECTORY_UNAVAILABLE",
+      Error::DirectoryUnavailable { .. } => "ERR_CLUSTER_UNAVAILABLE",
     }
   }
 
