@@ -1,0 +1,10 @@
+-- ARGV: node, epoch, lease_ms. Renews the node's one lease; its cost does
+-- not depend on how many sessions it holds. Returns 1, or 0 when the node
+-- is fenced off (reaped, or announced again since) and must announce anew.
+local node, epoch, lease_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local info = node_info(node)
+if info == nil or info.e ~= epoch then return 0 end
+info.t = now
+redis.call('HSET', NODES, node, cjson.encode(info))
+redis.call('ZADD', LEASES, now + lease_ms, node)
+return 1

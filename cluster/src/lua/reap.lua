@@ -1,0 +1,17 @@
+-- ARGV: node, epoch. Removes every node whose lease lapsed, with its
+-- records, in one step; idempotent. A caller that is fenced off, or whose
+-- own lease lapsed (it may be the one that was cut off), reaps nothing.
+-- Returns {'fenced'} or {'ok', node, count, node, count, ...}.
+local node, epoch = ARGV[1], tonumber(ARGV[2])
+if not current(node, epoch) then return { 'fenced' } end
+local own = redis.call('ZSCORE', LEASES, node)
+if own == false or tonumber(own) < now then return { 'fenced' } end
+local result = { 'ok' }
+for _, dead in ipairs(redis.call('ZRANGEBYSCORE', LEASES, '-inf', '(' .. now)) do
+  local removed = forget_node_sessions(dead)
+  redis.call('HDEL', NODES, dead)
+  redis.call('ZREM', LEASES, dead)
+  table.insert(result, dead)
+  table.insert(result, removed)
+end
+return result

@@ -1,0 +1,375 @@
+//! The directory against a real `redis-server`, several nodes per test.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use nity_registry_cluster::{Change, Claim, ClusterError, ClusterNode, ClusterSession, Published};
+use support::{node, RedisServer};
+
+fn registered(session_id: &str, client_id: &str, registered_at: f64) -> Change {
+  Change::Registered {
+    session_id: session_id.to_owned(),
+    client_id: client_id.to_owned(),
+    registered_at,
+  }
+}
+
+fn removed(session_id: &str) -> Change {
+  Change::Removed {
+    session_id: session_id.to_owned(),
+  }
+}
+
+fn applied() -> Published {
+  Published::Applied { conflicts: vec![] }
+}
+
+fn ids(sessions: &[ClusterSession]) -> Vec<&str> {
+  sessions.iter().map(|s| s.session_id.as_str()).collect()
+}
+
+#[tokio::test]
+async fn what_one_node_publishes_every_node_sees() {
+  let redis = RedisServer::start(&[]);
+  let a = node(&redis.url(), "bridge", "a", 3_000).await;
+  let b = node(&redis.url(), "bridge", "b", 3_000).await;
+  let changes = [
+    registered("s1", "kilo", 10.0),
+    registered("s2", "kilo", 20.0),
+    registered("s3", "cursor", 30.0),
+  ];
+  assert_eq!(a.publish(&changes).await.unwrap(), applied());
+  assert_eq!(
+    b.publish(&[registered("s4", "kilo", 5.0)]).await.unwrap(),
+    applied()
+  );
+
+  let s1 = b.session("s1").await.unwrap().unwrap();
+  assert_eq!(
+    s1,
+    ClusterSession {
+      session_id: "s1".into(),
+      client_id: "kilo".into(),
+      node_id: "a".into(),
+      registered_at: 10.0
+    }
+  );
+  assert_eq!(
+    ids(&b.client_sessions("kilo").await.unwrap()),
+    ["s4", "s1", "s2"],
+    "oldest first, across nodes"
+  );
+  let stats = a.stats().await.unwrap();
+  assert_eq!(stats.total_sessions, 4);
+  assert_eq!(stats.active_clients, 2);
+  assert_eq!(
+    stats.sessions_by_client,
+    vec![("cursor".into(), 1), ("kilo".into(), 3)]
+  );
+  assert_eq!(stats.nodes, 2);
+  assert_eq!(
+    stats.sessions_by_node,
+    vec![("a".into(), 3), ("b".into(), 1)]
+  );
+  let nodes = b.nodes().await.unwrap();
+  assert_eq!(
+    nodes
+      .iter()
+      .map(|n| (n.node_id.as_str(), n.sessions))
+      .collect::<Vec<_>>(),
+    [("a", 3), ("b", 1)]
+  );
+
+  assert_eq!(
+    a.publish(&[removed("s1"), removed("s1")]).await.unwrap(),
+    applied()
+  );
+  assert_eq!(b.session("s1").await.unwrap(), None);
+  // A node cannot remove another node's record.
+  assert_eq!(b.publish(&[removed("s2")]).await.unwrap(), applied());
+  assert!(a.session("s2").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_batch_replayed_changes_nothing_more_and_a_live_holder_keeps_its_id() {
+  let redis = RedisServer::start(&[]);
+  let a = node(&redis.url(), "ns", "a", 3_000).await;
+  let b = node(&redis.url(), "ns", "b", 3_000).await;
+  let batch = [
+    registered("s", "c", 1.0),
+    registered("t", "c", 2.0),
+    removed("t"),
+  ];
+  assert_eq!(a.publish(&batch).await.unwrap(), applied());
+  assert_eq!(a.publish(&batch).await.unwrap(), applied());
+  assert_eq!(ids(&b.client_sessions("c").await.unwrap()), ["s"]);
+  assert_eq!(
+    b.publish(&[registered("s", "other", 3.0)]).await.unwrap(),
+    Published::Applied {
+      conflicts: vec!["s".into()]
+    }
+  );
+  assert_eq!(b.session("s").await.unwrap().unwrap().node_id, "a");
+}
+
+#[tokio::test]
+async fn ids_with_pattern_characters_spaces_and_unicode_stay_distinct() {
+  let redis = RedisServer::start(&[]);
+  let a = node(&redis.url(), "ids", "a", 3_000).await;
+  let special = [
+    "*",
+    "?",
+    "[a]",
+    "a/b",
+    "a:b",
+    "a\\b",
+    "{tag}",
+    "100%",
+    "a b",
+    "ünï 🚀",
+    "a",
+    "a:",
+    ":a",
+    "1:a",
+  ];
+  let changes: Vec<Change> = special
+    .iter()
+    .enumerate()
+    .map(|(i, id)| registered(id, id, i as f64))
+    .collect();
+  assert_eq!(a.publish(&changes).await.unwrap(), applied());
+  for id in special {
+    let found = a.session(id).await.unwrap().unwrap();
+    assert_eq!(found.session_id, id);
+    assert_eq!(
+      ids(&a.client_sessions(id).await.unwrap()),
+      [id],
+      "client {id:?} sees only its own session"
+    );
+  }
+  assert_eq!(a.stats().await.unwrap().total_sessions, special.len());
+}
+
+#[tokio::test]
+async fn two_namespaces_on_one_server_never_see_each_other() {
+  let redis = RedisServer::start(&[]);
+  let one = node(&redis.url(), "one", "a", 3_000).await;
+  let two = node(&redis.url(), "two", "a", 3_000).await;
+  one.publish(&[registered("s", "c", 1.0)]).await.unwrap();
+  assert_eq!(two.session("s").await.unwrap(), None);
+  assert_eq!(two.stats().await.unwrap().total_sessions, 0);
+  assert_eq!(two.nodes().await.unwrap().len(), 1);
+  assert!(
+    ClusterNode::connect(support::config(&redis.url(), "a}b", "x", 3_000))
+      .await
+      .is_err()
+  );
+}
+
+#[tokio::test]
+async fn racing_strict_claims_of_one_id_admit_exactly_one() {
+  let redis = RedisServer::start(&[]);
+  let a = Arc::new(node(&redis.url(), "race", "a", 3_000).await);
+  let b = Arc::new(node(&redis.url(), "race", "b", 3_000).await);
+  for round in 0..20 {
+    let id = format!("s{round}");
+    let (x, y) = tokio::join!(a.claim(&id, "c", 1.0, None), b.claim(&id, "c", 1.0, None));
+    let outcomes = [x.unwrap(), y.unwrap()];
+    assert_eq!(
+      outcomes.iter().filter(|o| **o == Claim::Claimed).count(),
+      1,
+      "{outcomes:?}"
+    );
+    assert!(outcomes.iter().any(|o| matches!(o, Claim::Taken { .. })));
+  }
+}
+
+#[tokio::test]
+async fn the_fleet_wide_limit_holds_under_racing_claims() {
+  let redis = RedisServer::start(&[]);
+  let mut nodes = Vec::new();
+  for name in ["a", "b", "c"] {
+    nodes.push(Arc::new(node(&redis.url(), "limit", name, 3_000).await));
+  }
+  let mut tasks = Vec::new();
+  for (n, node) in nodes.iter().enumerate() {
+    for i in 0..10 {
+      let node = Arc::clone(node);
+      tasks.push(tokio::spawn(async move {
+        node
+          .claim(&format!("{n}-{i}"), "client", i as f64, Some(5))
+          .await
+      }));
+    }
+  }
+  let mut claimed = 0;
+  for task in tasks {
+    match task.await.unwrap().unwrap() {
+      Claim::Claimed => claimed += 1,
+      Claim::Limit { count } => assert_eq!(count, 5),
+      other => panic!("unexpected {other:?}"),
+    }
+  }
+  assert_eq!(claimed, 5);
+  assert_eq!(nodes[0].client_sessions("client").await.unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn a_silent_node_is_reaped_with_its_records_once_its_lease_lapses() {
+  let redis = RedisServer::start(&[]);
+  let dead = node(&redis.url(), "reap", "dead", 300).await;
+  let alive = node(&redis.url(), "reap", "alive", 10_000).await;
+  dead
+    .publish(&[registered("d1", "c", 1.0), registered("d2", "c", 2.0)])
+    .await
+    .unwrap();
+  alive.publish(&[registered("a1", "c", 3.0)]).await.unwrap();
+  assert_eq!(
+    alive.reap().await.unwrap(),
+    Some(vec![]),
+    "nobody is dead yet"
+  );
+  tokio::time::sleep(Duration::from_millis(400)).await;
+  // Lookups hide a lapsed node's records even before it is reaped.
+  assert_eq!(ids(&alive.client_sessions("c").await.unwrap()), ["a1"]);
+  assert_eq!(alive.reap().await.unwrap(), Some(vec![("dead".into(), 2)]));
+  assert_eq!(
+    alive.reap().await.unwrap(),
+    Some(vec![]),
+    "reaping is idempotent"
+  );
+  assert_eq!(alive.nodes().await.unwrap().len(), 1);
+
+  // The dead node comes back: fenced off, then it announces and re-asserts.
+  assert!(!dead.heartbeat().await.unwrap());
+  assert_eq!(
+    dead.publish(&[registered("d3", "c", 4.0)]).await.unwrap(),
+    Published::Fenced
+  );
+  assert_eq!(
+    dead.claim("d4", "c", 5.0, None).await.unwrap(),
+    Claim::Fenced
+  );
+  let old = dead.epoch();
+  assert!(dead.announce().await.unwrap() > old);
+  assert_eq!(
+    dead.publish(&[registered("d1", "c", 1.0)]).await.unwrap(),
+    applied()
+  );
+  assert_eq!(
+    ids(&alive.client_sessions("c").await.unwrap()),
+    ["d1", "a1"]
+  );
+}
+
+#[tokio::test]
+async fn a_node_whose_own_lease_lapsed_reaps_nobody() {
+  let redis = RedisServer::start(&[]);
+  let stalled = node(&redis.url(), "stall", "stalled", 200).await;
+  let other = node(&redis.url(), "stall", "other", 200).await;
+  other.publish(&[registered("o", "c", 1.0)]).await.unwrap();
+  tokio::time::sleep(Duration::from_millis(300)).await;
+  // Both leases lapsed: the one that wakes first must not reap the other.
+  assert_eq!(stalled.reap().await.unwrap(), None);
+  assert!(
+    stalled.heartbeat().await.unwrap(),
+    "still announced: it may renew"
+  );
+  assert_eq!(
+    stalled.reap().await.unwrap(),
+    Some(vec![("other".into(), 1)])
+  );
+}
+
+#[tokio::test]
+async fn after_redis_restarts_empty_a_node_is_fenced_and_re_asserts() {
+  let mut redis = RedisServer::start(&[]);
+  let a = node(&redis.url(), "restart", "a", 3_000).await;
+  a.publish(&[registered("s", "c", 1.0)]).await.unwrap();
+  redis.restart_empty();
+  // The first request after the drop may fail while the manager reconnects.
+  let mut renewed = a.heartbeat().await;
+  for _ in 0..20 {
+    if renewed.is_ok() {
+      break;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    renewed = a.heartbeat().await;
+  }
+  assert_eq!(renewed, Ok(false), "its node entry went with the data");
+  a.announce().await.unwrap();
+  a.publish(&[registered("s", "c", 1.0)]).await.unwrap();
+  assert_eq!(a.session("s").await.unwrap().unwrap().node_id, "a");
+}
+
+#[tokio::test]
+async fn leaving_removes_the_node_and_its_records_at_once() {
+  let redis = RedisServer::start(&[]);
+  let a = node(&redis.url(), "leave", "a", 3_000).await;
+  let b = node(&redis.url(), "leave", "b", 3_000).await;
+  a.publish(&[registered("s", "c", 1.0), registered("t", "c", 2.0)])
+    .await
+    .unwrap();
+  assert_eq!(a.leave().await.unwrap(), Some(2));
+  assert_eq!(a.leave().await.unwrap(), None);
+  assert_eq!(b.stats().await.unwrap().total_sessions, 0);
+  assert_eq!(b.nodes().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn records_someone_else_wrote_are_ignored_and_counted() {
+  let redis = RedisServer::start(&[]);
+  let a = node(&redis.url(), "junk", "a", 3_000).await;
+  a.publish(&[registered("good", "c", 1.0)]).await.unwrap();
+  redis.command(&["HSET", "nity:{junk}:sessions", "bad", "not json"]);
+  redis.command(&["HSET", "nity:{junk}:nodes", "ghost", "{\"e\":\"x\"}"]);
+  redis.command(&["ZADD", "nity:{junk}:by-client", "0", "1:cbad"]);
+  assert_eq!(ids(&a.client_sessions("c").await.unwrap()), ["good"]);
+  assert_eq!(a.stats().await.unwrap().total_sessions, 1);
+  assert!(a.malformed() >= 1);
+  assert_eq!(a.nodes().await.unwrap().len(), 1);
+  assert_eq!(a.reap().await.unwrap(), Some(vec![]));
+}
+
+#[tokio::test]
+async fn acl_users_log_in_with_a_password() {
+  let redis = RedisServer::start(&[]);
+  redis.command(&[
+    "ACL",
+    "SETUSER",
+    "bridge",
+    "on",
+    ">s3cret",
+    "~nity:{acl}:*",
+    "&nity:{acl}:*",
+    "+@all",
+  ]);
+  let url = format!("redis://bridge:s3cret@127.0.0.1:{}/0", redis.port);
+  let a = node(&url, "acl", "a", 3_000).await;
+  a.publish(&[registered("s", "c", 1.0)]).await.unwrap();
+  assert!(a.session("s").await.unwrap().is_some());
+  let wrong = format!("redis://bridge:nope@127.0.0.1:{}/0", redis.port);
+  let refused = ClusterNode::connect(support::config(&wrong, "acl", "b", 3_000)).await;
+  assert!(matches!(refused, Err(ClusterError::Unavailable(_))));
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_an_unavailable_error_in_time() {
+  let port = std::net::TcpListener::bind("127.0.0.1:0")
+    .unwrap()
+    .local_addr()
+    .unwrap()
+    .port();
+  let started = std::time::Instant::now();
+  let refused = ClusterNode::connect(support::config(
+    &format!("redis://127.0.0.1:{port}/0"),
+    "x",
+    "a",
+    3_000,
+  ))
+  .await;
+  assert!(matches!(refused, Err(ClusterError::Unavailable(_))));
+  assert!(started.elapsed() < Duration::from_secs(10));
+}
