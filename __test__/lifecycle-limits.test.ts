@@ -90,7 +90,7 @@ function expectConsistent(registry: Registry, admitted: FakeSession[], refused: 
   expect(metrics.sessionsRegistered - metrics.sessionsClosed).toBe(stats.totalSessions)
 }
 
-const ZERO_REASONS = { unregister: 0, cleanupClient: 0, cleanupStale: 0, idle: 0, evicted: 0, shutdown: 0 }
+const ZERO_REASONS = { unregister: 0, cleanupClient: 0, cleanupStale: 0, idle: 0, evicted: 0, shutdown: 0, remote: 0 }
 
 describe('a registry made without options', () => {
   it('behaves as the documented API: no limits over a few thousand registrations', () => {
@@ -982,6 +982,7 @@ describe('aggregate metrics', () => {
       idle: 1,
       evicted: 1,
       shutdown: 0,
+      remote: 0,
     })
     await expect(registry.closeAll()).resolves.toBe(3)
     const metrics = registry.getMetrics()
@@ -992,6 +993,7 @@ describe('aggregate metrics', () => {
       idle: 1,
       evicted: 1,
       shutdown: 3,
+      remote: 0,
     })
     expect(metrics.sessionsRegistered).toBe(9)
     expect(metrics.sessionsClosed).toBe(9)

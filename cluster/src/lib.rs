@@ -43,10 +43,12 @@
 //! idempotent changes published in batches) is what this crate stores.
 
 pub mod keys;
+pub mod member;
 pub mod node;
 mod scripts;
 
 pub use keys::Namespace;
+pub use member::{Event, Member};
 pub use node::{
   Change, Claim, ClusterNode, ClusterSession, ClusterStats, NodeConfig, NodeInfo, Published,
 };
@@ -62,6 +64,9 @@ pub enum ClusterError {
   /// a change in flight is unknown.
   #[error("the cluster's Redis is unavailable: {0}")]
   Unavailable(String),
+  /// The node `0` did not answer a request in time.
+  #[error("node '{0}' did not answer in time")]
+  Timeout(String),
   /// Redis answered something the directory did not expect.
   #[error("unexpected reply from the directory's {0} script")]
   Protocol(String),

@@ -122,6 +122,10 @@ pub struct ClusterNode {
   con: ConnectionManager,
   scripts: Scripts,
   epoch: AtomicU64,
+  /// How many times the node announced itself. Epochs start over when Redis
+  /// loses its data, so a new announcement is told by this count, not by
+  /// the epoch's value.
+  announcements: AtomicU64,
   /// Records and node entries in the namespace that this directory did not
   /// write (they are ignored).
   malformed: AtomicU64,
@@ -153,6 +157,7 @@ impl ClusterNode {
       con,
       scripts: Scripts::new(),
       epoch: AtomicU64::new(0),
+      announcements: AtomicU64::new(0),
       malformed: AtomicU64::new(0),
     };
     node.announce().await?;
@@ -170,6 +175,11 @@ impl ClusterNode {
   /// The epoch of the node's current announcement.
   pub fn epoch(&self) -> u64 {
     self.epoch.load(Ordering::Acquire)
+  }
+
+  /// How many times the node announced itself so far.
+  pub fn announcements(&self) -> u64 {
+    self.announcements.load(Ordering::Acquire)
   }
 
   /// Records and node entries ignored so far because this directory did not write them.
@@ -198,6 +208,7 @@ impl ClusterNode {
       .await
       .map_err(ClusterError::from_redis)?;
     self.epoch.store(epoch, Ordering::Release);
+    self.announcements.fetch_add(1, Ordering::AcqRel);
     Ok(epoch)
   }
 
@@ -334,6 +345,29 @@ impl ClusterNode {
       .await
       .map_err(ClusterError::from_redis)?;
     Ok(usize::try_from(removed).ok())
+  }
+
+  /// Removes the record of `session_id` when the node holding it is dead
+  /// (the reaper's work, done early). `Some(true)` when it went, `Some(false)`
+  /// when there was none, `None` when a live node holds it.
+  pub async fn drop_dead(&self, session_id: &str) -> Result<Option<bool>> {
+    let mut con = self.con.clone();
+    let outcome: i64 = self
+      .invocation(&self.scripts.drop_dead)
+      .arg(session_id)
+      .invoke_async(&mut con)
+      .await
+      .map_err(ClusterError::from_redis)?;
+    Ok(match outcome {
+      -1 => None,
+      0 => Some(false),
+      _ => Some(true),
+    })
+  }
+
+  /// A connection to the namespace's Redis, for the member's own commands.
+  pub(crate) fn connection(&self) -> ConnectionManager {
+    self.con.clone()
   }
 
   /// The session with this id on a live node.

@@ -23,6 +23,7 @@ pub struct Scripts {
   pub reap: Script,
   pub leave: Script,
   pub lookup: Script,
+  pub drop_dead: Script,
 }
 
 impl Scripts {
@@ -35,6 +36,7 @@ impl Scripts {
       reap: script!("lua/reap.lua"),
       leave: script!("lua/leave.lua"),
       lookup: script!("lua/lookup.lua"),
+      drop_dead: script!("lua/drop_dead.lua"),
     }
   }
 }

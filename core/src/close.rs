@@ -27,6 +27,9 @@ pub enum CloseReason {
   Evicted,
   /// `closeAll()` or `dispose()`.
   Shutdown,
+  /// Another node of the cluster asked (`cluster.unregister`,
+  /// `cluster.cleanupClient`).
+  Remote,
 }
 
 impl CloseReason {
@@ -39,17 +42,19 @@ impl CloseReason {
       CloseReason::Idle => "idle",
       CloseReason::Evicted => "evicted",
       CloseReason::Shutdown => "shutdown",
+      CloseReason::Remote => "remote",
     }
   }
 
   /// Every reason, in the order metrics list them.
-  pub const ALL: [CloseReason; 6] = [
+  pub const ALL: [CloseReason; 7] = [
     CloseReason::Unregister,
     CloseReason::CleanupClient,
     CloseReason::CleanupStale,
     CloseReason::Idle,
     CloseReason::Evicted,
     CloseReason::Shutdown,
+    CloseReason::Remote,
   ];
 }
 

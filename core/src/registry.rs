@@ -408,8 +408,12 @@ impl<S: SessionStore> Registry<S> {
 
   /// Removes a session for closing.
   pub fn unregister(&mut self, session_id: &str, now: f64) -> Unregister {
+    self.unregister_because(session_id, CloseReason::Unregister, now)
+  }
+
+  fn unregister_because(&mut self, session_id: &str, reason: CloseReason, now: f64) -> Unregister {
     match self.store.remove(session_id) {
-      Some(removed) => Unregister::Close(self.begin(removed, CloseReason::Unregister, now)),
+      Some(removed) => Unregister::Close(self.begin(removed, reason, now)),
       None => match self.closes.in_flight(session_id) {
         Some(ticket) => Unregister::AlreadyClosing(ticket),
         None => Unregister::NotRegistered,
@@ -420,7 +424,18 @@ impl<S: SessionStore> Registry<S> {
   /// [`Registry::unregister`] for a caller that calls the session's
   /// `close()` right away: a close it orders counts as started now.
   pub fn unregister_now(&mut self, session_id: &str, now: f64) -> Unregister {
-    let found = self.unregister(session_id, now);
+    self.unregister_now_because(session_id, CloseReason::Unregister, now)
+  }
+
+  /// [`Registry::unregister_now`] with another reason (`Remote`, when
+  /// another node of the cluster asked).
+  pub fn unregister_now_because(
+    &mut self,
+    session_id: &str,
+    reason: CloseReason,
+    now: f64,
+  ) -> Unregister {
+    let found = self.unregister_because(session_id, reason, now);
     if let Unregister::Close(order) = found {
       self.start_close(order.ticket, now);
     }
@@ -435,10 +450,21 @@ impl<S: SessionStore> Registry<S> {
 
   /// Removes all of a client's sessions for closing, in registration order.
   pub fn cleanup_client(&mut self, client_id: &str, now: f64) -> Vec<CloseOrder> {
+    self.cleanup_client_because(client_id, CloseReason::CleanupClient, now)
+  }
+
+  /// [`Registry::cleanup_client`] with another reason (`Remote`, when
+  /// another node of the cluster asked).
+  pub fn cleanup_client_because(
+    &mut self,
+    client_id: &str,
+    reason: CloseReason,
+    now: f64,
+  ) -> Vec<CloseOrder> {
     let removed = self.store.remove_client(client_id);
     removed
       .into_iter()
-      .map(|removed| self.begin(removed, CloseReason::CleanupClient, now))
+      .map(|removed| self.begin(removed, reason, now))
       .collect()
   }
 

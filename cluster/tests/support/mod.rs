@@ -101,6 +101,7 @@ pub fn config(url: &str, namespace: &str, node: &str, lease_ms: u64) -> NodeConf
   }
 }
 
+#[allow(dead_code)] // not every test file uses it
 pub async fn node(url: &str, namespace: &str, node: &str, lease_ms: u64) -> ClusterNode {
   ClusterNode::connect(config(url, namespace, node, lease_ms))
     .await

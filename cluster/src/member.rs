@@ -1,0 +1,589 @@
+//! A node at work in the fleet: the background tasks that keep its lease,
+//! publish its local changes, reap dead nodes, and carry requests between
+//! nodes over the namespace's channel.
+//!
+//! - **Heartbeat**: renews the lease every third of it. When the node was
+//!   fenced off (reaped while paused, or Redis lost its data) it announces
+//!   again and re-asserts every session it holds.
+//! - **Publisher**: local changes arrive on a channel and are published in
+//!   batches, in order. It keeps the set of sessions this node holds, which
+//!   is what a re-assertion publishes.
+//! - **Reaper**: every quarter lease, removes the nodes whose lease lapsed
+//!   and tells every node (`down` message); a node whose own lease lapsed
+//!   reaps nobody.
+//! - **Requests**: a remote close is recorded in the `requests` hash and
+//!   published; the owner carries it out, records the answer in `answers`
+//!   and publishes it. Pub/sub delivers at most once: a node that
+//!   (re)subscribes reads the requests addressed to it, and a requester whose
+//!   answer was lost reads `answers`.
+//!
+//! Messages on the channel that are not the cluster's are ignored and
+//! counted; nothing a message says can crash a node.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use futures_util::StreamExt;
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::node::{Change, ClusterNode, NodeConfig, Published};
+use crate::{ClusterError, Result};
+
+/// What the member tells its embedder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+  /// Close a session held here (`session_id`), or every session of a client
+  /// held here (`client_id`), then call [`Member::answer`] with the count.
+  CloseRequest {
+    request_id: String,
+    session_id: Option<String>,
+    client_id: Option<String>,
+  },
+  /// A node was declared dead (or left) and its records were removed.
+  NodeDown { node_id: String, sessions: usize },
+}
+
+/// Counters for operations.
+#[derive(Debug, Default)]
+pub struct Diagnostics {
+  pub malformed_messages: AtomicU64,
+  pub reannounced: AtomicU64,
+  pub pending_changes: AtomicU64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "t")]
+enum Message {
+  #[serde(rename = "req")]
+  Request {
+    id: String,
+    to: String,
+    from: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    s: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    c: Option<String>,
+  },
+  #[serde(rename = "ans")]
+  Answer { id: String, to: String, n: usize },
+  #[serde(rename = "down")]
+  Down { node: String, n: usize },
+}
+
+enum Command {
+  Change(Change),
+  Flush(oneshot::Sender<Result<()>>),
+}
+
+struct Shared {
+  node: ClusterNode,
+  client: redis::Client,
+  events: mpsc::UnboundedSender<Event>,
+  /// Requests this node sent, waiting for their answer.
+  waiting: Mutex<HashMap<String, oneshot::Sender<usize>>>,
+  /// Requests this node carried out or is carrying out, so a request seen
+  /// twice (by message and by the read after a resubscription) runs once.
+  handled: Mutex<HashSet<String>>,
+  diagnostics: Diagnostics,
+  request_timeout: Duration,
+  lease: Duration,
+  next_request: AtomicU64,
+}
+
+/// A running member of the fleet. Dropping it stops its tasks; `leave`
+/// also removes it from the directory at once.
+pub struct Member {
+  shared: Arc<Shared>,
+  commands: mpsc::UnboundedSender<Command>,
+  tasks: Vec<JoinHandle<()>>,
+}
+
+const BATCH: usize = 512;
+/// Request ids remembered as taken, against a request seen twice.
+const HANDLED_KEPT: usize = 10_000;
+
+impl Member {
+  /// Connects, announces the node, and starts its tasks on the current
+  /// tokio runtime.
+  pub async fn start(config: NodeConfig, events: mpsc::UnboundedSender<Event>) -> Result<Member> {
+    let client =
+      redis::Client::open(config.redis_url.as_str()).map_err(ClusterError::from_redis)?;
+    let request_timeout = Duration::from_millis(config.request_timeout_ms.max(1));
+    let lease = Duration::from_millis(config.lease_ms.max(3));
+    let node = ClusterNode::connect(config).await?;
+    let shared = Arc::new(Shared {
+      node,
+      client,
+      events,
+      waiting: Mutex::new(HashMap::new()),
+      handled: Mutex::new(HashSet::new()),
+      diagnostics: Diagnostics::default(),
+      request_timeout,
+      lease,
+      next_request: AtomicU64::new(0),
+    });
+    let (commands, receiver) = mpsc::unbounded_channel();
+    let subscribed = oneshot::channel();
+    let tasks = vec![
+      tokio::spawn(publisher(Arc::clone(&shared), receiver)),
+      tokio::spawn(heartbeat(Arc::clone(&shared), commands.clone())),
+      tokio::spawn(reaper(Arc::clone(&shared))),
+      tokio::spawn(subscriber(Arc::clone(&shared), subscribed.0)),
+    ];
+    // Requests can only be answered once the node listens for them.
+    let _ = tokio::time::timeout(request_timeout, subscribed.1).await;
+    Ok(Member {
+      shared,
+      commands,
+      tasks,
+    })
+  }
+
+  pub fn node(&self) -> &ClusterNode {
+    &self.shared.node
+  }
+
+  pub fn diagnostics(&self) -> &Diagnostics {
+    &self.shared.diagnostics
+  }
+
+  /// Queues a local change for publication; never blocks.
+  pub fn publish(&self, change: Change) {
+    self
+      .shared
+      .diagnostics
+      .pending_changes
+      .fetch_add(1, Ordering::Relaxed);
+    let _ = self.commands.send(Command::Change(change));
+  }
+
+  /// Resolves once every change queued before the call is published.
+  pub async fn flush(&self) -> Result<()> {
+    let (done, wait) = oneshot::channel();
+    self
+      .commands
+      .send(Command::Flush(done))
+      .map_err(|_| ClusterError::Unavailable("the member stopped".to_owned()))?;
+    match tokio::time::timeout(self.shared.request_timeout, wait).await {
+      Ok(Ok(result)) => result,
+      _ => Err(ClusterError::Unavailable(
+        "changes could not be published in time".to_owned(),
+      )),
+    }
+  }
+
+  /// Closes a session wherever it lives: `true` when it was closed, `false`
+  /// when no live node held it (a dead node's leftover record is removed).
+  pub async fn unregister(&self, session_id: &str) -> Result<bool> {
+    let Some(held) = self.shared.node.session(session_id).await? else {
+      self.shared.node.drop_dead(session_id).await?;
+      return Ok(false);
+    };
+    let closed = self
+      .request(&held.node_id, Some(session_id.to_owned()), None)
+      .await?;
+    Ok(closed > 0)
+  }
+
+  /// Closes a client's sessions on every live node that holds some; the
+  /// total count.
+  pub async fn cleanup_client(&self, client_id: &str) -> Result<usize> {
+    let sessions = self.shared.node.client_sessions(client_id).await?;
+    let mut owners: Vec<String> = sessions.into_iter().map(|s| s.node_id).collect();
+    owners.sort();
+    owners.dedup();
+    let requests = owners
+      .iter()
+      .map(|owner| self.request(owner, None, Some(client_id.to_owned())));
+    let mut total = 0;
+    for answer in join_all(requests).await {
+      total += answer?;
+    }
+    Ok(total)
+  }
+
+  /// Carries `session_id` or `client_id` to `owner` and waits for its answer.
+  async fn request(
+    &self,
+    owner: &str,
+    session_id: Option<String>,
+    client_id: Option<String>,
+  ) -> Result<usize> {
+    let shared = &self.shared;
+    let number = shared.next_request.fetch_add(1, Ordering::Relaxed);
+    let id = format!("{}:{}:{number}", shared.node.node_id(), shared.node.epoch());
+    let (answered, answer) = oneshot::channel();
+    lock(&shared.waiting).insert(id.clone(), answered);
+    let message = Message::Request {
+      id: id.clone(),
+      to: owner.to_owned(),
+      from: shared.node.node_id().to_owned(),
+      s: session_id,
+      c: client_id,
+    };
+    let sent = send_request(shared, &id, &message).await;
+    let outcome = match sent {
+      Err(error) => Err(error),
+      Ok(()) => match tokio::time::timeout(shared.request_timeout, answer).await {
+        Ok(Ok(count)) => Ok(count),
+        // The answer message may have been lost: its record tells.
+        _ => match read_answer(shared, &id).await {
+          Ok(Some(count)) => Ok(count),
+          Ok(None) => Err(ClusterError::Timeout(owner.to_owned())),
+          Err(error) => Err(error),
+        },
+      },
+    };
+    lock(&shared.waiting).remove(&id);
+    forget_request(shared, &id).await;
+    outcome
+  }
+
+  /// Answers a [`Event::CloseRequest`] this node carried out (`request_id`
+  /// as the event gave it): `closed` sessions were closed here.
+  pub async fn answer(&self, request_id: &str, closed: usize) -> Result<()> {
+    let Some((id, requester)) = request_id.split_once('\n') else {
+      return Err(ClusterError::Protocol(format!("request id '{request_id}'")));
+    };
+    answer(&self.shared, id, requester, closed).await
+  }
+
+  /// Removes the node and its records at once and tells every node.
+  pub async fn leave(&self) -> Result<()> {
+    let shared = &self.shared;
+    if let Some(removed) = shared.node.leave().await? {
+      let message = Message::Down {
+        node: shared.node.node_id().to_owned(),
+        n: removed,
+      };
+      publish_message(shared, &message).await?;
+    }
+    Ok(())
+  }
+}
+
+impl Drop for Member {
+  fn drop(&mut self) {
+    for task in &self.tasks {
+      task.abort();
+    }
+  }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+  mutex
+    .lock()
+    .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn requests_key(shared: &Shared) -> String {
+  format!("nity:{{{}}}:requests", shared.node.namespace().name())
+}
+
+fn answers_key(shared: &Shared) -> String {
+  format!("nity:{{{}}}:answers", shared.node.namespace().name())
+}
+
+async fn publish_message(shared: &Shared, message: &Message) -> Result<()> {
+  let text = serde_json::to_string(message).map_err(|e| ClusterError::Protocol(e.to_string()))?;
+  let mut con = shared.node.connection();
+  let _: i64 = con
+    .publish(shared.node.namespace().channel(), text)
+    .await
+    .map_err(ClusterError::from_redis)?;
+  Ok(())
+}
+
+async fn send_request(shared: &Shared, id: &str, message: &Message) -> Result<()> {
+  let text = serde_json::to_string(message).map_err(|e| ClusterError::Protocol(e.to_string()))?;
+  let mut con = shared.node.connection();
+  let _: () = redis::pipe()
+    .hset(requests_key(shared), id, &text)
+    .ignore()
+    .publish(shared.node.namespace().channel(), &text)
+    .ignore()
+    .query_async(&mut con)
+    .await
+    .map_err(ClusterError::from_redis)?;
+  Ok(())
+}
+
+async fn read_answer(shared: &Shared, id: &str) -> Result<Option<usize>> {
+  let mut con = shared.node.connection();
+  con
+    .hget(answers_key(shared), id)
+    .await
+    .map_err(ClusterError::from_redis)
+}
+
+async fn forget_request(shared: &Shared, id: &str) {
+  let mut con = shared.node.connection();
+  let _: std::result::Result<(), _> = redis::pipe()
+    .hdel(requests_key(shared), id)
+    .ignore()
+    .hdel(answers_key(shared), id)
+    .ignore()
+    .query_async(&mut con)
+    .await;
+}
+
+async fn answer(shared: &Shared, request_id: &str, requester: &str, closed: usize) -> Result<()> {
+  let message = Message::Answer {
+    id: request_id.to_owned(),
+    to: requester.to_owned(),
+    n: closed,
+  };
+  let text = serde_json::to_string(&message).map_err(|e| ClusterError::Protocol(e.to_string()))?;
+  let mut con = shared.node.connection();
+  let _: () = redis::pipe()
+    .hset(answers_key(shared), request_id, closed)
+    .ignore()
+    .hdel(requests_key(shared), request_id)
+    .ignore()
+    .publish(shared.node.namespace().channel(), text)
+    .ignore()
+    .query_async(&mut con)
+    .await
+    .map_err(ClusterError::from_redis)?;
+  Ok(())
+}
+
+/// Acts on one message of the channel.
+fn receive(shared: &Shared, payload: &[u8]) {
+  let Ok(message) = serde_json::from_slice::<Message>(payload) else {
+    shared
+      .diagnostics
+      .malformed_messages
+      .fetch_add(1, Ordering::Relaxed);
+    return;
+  };
+  let me = shared.node.node_id();
+  match message {
+    Message::Request { id, to, from, s, c } if to == me => take_request(shared, id, from, s, c),
+    Message::Answer { id, to, n } if to == me => {
+      if let Some(waiting) = lock(&shared.waiting).remove(&id) {
+        let _ = waiting.send(n);
+      }
+    }
+    Message::Down { node, n } => {
+      let _ = shared.events.send(Event::NodeDown {
+        node_id: node,
+        sessions: n,
+      });
+    }
+    _ => {}
+  }
+}
+
+fn take_request(shared: &Shared, id: String, from: String, s: Option<String>, c: Option<String>) {
+  if s.is_none() == c.is_none() {
+    shared
+      .diagnostics
+      .malformed_messages
+      .fetch_add(1, Ordering::Relaxed);
+    return;
+  }
+  {
+    let mut handled = lock(&shared.handled);
+    if handled.len() >= HANDLED_KEPT {
+      // Ids only come back while a request is fresh; old ones can go.
+      handled.clear();
+    }
+    if !handled.insert(id.clone()) {
+      return;
+    }
+  }
+  // The embedder answers with the request id as given: the requester's
+  // node id is folded into it.
+  let _ = shared.events.send(Event::CloseRequest {
+    request_id: format!("{}\n{from}", id),
+    session_id: s,
+    client_id: c,
+  });
+}
+
+/// Reads the requests addressed to this node that it has not taken yet.
+async fn take_recorded_requests(shared: &Shared) -> Result<()> {
+  let mut con = shared.node.connection();
+  let recorded: HashMap<String, Vec<u8>> = con
+    .hgetall(requests_key(shared))
+    .await
+    .map_err(ClusterError::from_redis)?;
+  for payload in recorded.values() {
+    receive(shared, payload);
+  }
+  Ok(())
+}
+
+async fn subscriber(shared: Arc<Shared>, subscribed: oneshot::Sender<()>) {
+  let mut subscribed = Some(subscribed);
+  loop {
+    let connected = async {
+      let mut pubsub = shared
+        .client
+        .get_async_pubsub()
+        .await
+        .map_err(ClusterError::from_redis)?;
+      pubsub
+        .subscribe(shared.node.namespace().channel())
+        .await
+        .map_err(ClusterError::from_redis)?;
+      Ok::<_, ClusterError>(pubsub)
+    }
+    .await;
+    match connected {
+      Ok(mut pubsub) => {
+        if let Some(done) = subscribed.take() {
+          let _ = done.send(());
+        }
+        // What was sent while nobody listened is on record.
+        let _ = take_recorded_requests(&shared).await;
+        let mut messages = pubsub.on_message();
+        while let Some(message) = messages.next().await {
+          receive(&shared, message.get_payload_bytes());
+        }
+      }
+      Err(_) => tokio::time::sleep(shared.lease / 6).await,
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+  }
+}
+
+async fn heartbeat(shared: Arc<Shared>, commands: mpsc::UnboundedSender<Command>) {
+  let every = shared.lease / 3;
+  loop {
+    tokio::time::sleep(every).await;
+    if let Ok(false) = shared.node.heartbeat().await {
+      // Fenced off: announce anew; the publisher re-asserts what it holds.
+      if shared.node.announce().await.is_ok() {
+        shared
+          .diagnostics
+          .reannounced
+          .fetch_add(1, Ordering::Relaxed);
+        let (done, _) = oneshot::channel();
+        let _ = commands.send(Command::Flush(done));
+      }
+    }
+  }
+}
+
+async fn reaper(shared: Arc<Shared>) {
+  let every = shared.lease / 4;
+  loop {
+    tokio::time::sleep(every).await;
+    if let Ok(Some(dead)) = shared.node.reap().await {
+      for (node, sessions) in dead {
+        let message = Message::Down { node, n: sessions };
+        let _ = publish_message(&shared, &message).await;
+      }
+    }
+  }
+}
+
+async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>) {
+  // What this node holds, as published: re-asserted after a fence.
+  let mut held: HashMap<String, (String, f64)> = HashMap::new();
+  let mut published_announcement = shared.node.announcements();
+  let mut failing = false;
+  while let Some(first) = commands.recv().await {
+    let mut batch = Vec::new();
+    let mut flushes = Vec::new();
+    let mut next = Some(first);
+    while let Some(command) = next {
+      match command {
+        Command::Change(change) => batch.push(change),
+        Command::Flush(done) => flushes.push(done),
+      }
+      next = if batch.len() < BATCH {
+        commands.try_recv().ok()
+      } else {
+        None
+      };
+    }
+    let changed = batch.len() as u64;
+    for change in &batch {
+      match change {
+        Change::Registered {
+          session_id,
+          client_id,
+          registered_at,
+        } => {
+          held.insert(session_id.clone(), (client_id.clone(), *registered_at));
+        }
+        Change::Removed { session_id } => {
+          held.remove(session_id);
+        }
+      }
+    }
+    // A new epoch (a re-announcement), or an earlier failure: publish
+    // everything held, not just the batch.
+    let announcement = shared.node.announcements();
+    let reassert = failing || announcement != published_announcement;
+    let outcome = if reassert {
+      reassert_all(&shared, &held).await
+    } else {
+      match shared.node.publish(&batch).await {
+        Ok(Published::Fenced) => match shared.node.announce().await {
+          Ok(_) => {
+            shared
+              .diagnostics
+              .reannounced
+              .fetch_add(1, Ordering::Relaxed);
+            reassert_all(&shared, &held).await
+          }
+          Err(error) => Err(error),
+        },
+        Ok(Published::Applied { .. }) => Ok(()),
+        Err(error) => Err(error),
+      }
+    };
+    failing = outcome.is_err();
+    if !failing {
+      published_announcement = announcement;
+    }
+    shared
+      .diagnostics
+      .pending_changes
+      .fetch_sub(changed, Ordering::Relaxed);
+    for done in flushes {
+      let _ = done.send(outcome.clone());
+    }
+    if failing {
+      tokio::time::sleep(shared.lease / 6).await;
+    }
+  }
+}
+
+/// Publishes every session held, in batches, under the current epoch.
+async fn reassert_all(shared: &Shared, held: &HashMap<String, (String, f64)>) -> Result<()> {
+  let all: Vec<Change> = held
+    .iter()
+    .map(
+      |(session_id, (client_id, registered_at))| Change::Registered {
+        session_id: session_id.clone(),
+        client_id: client_id.clone(),
+        registered_at: *registered_at,
+      },
+    )
+    .collect();
+  if all.is_empty() {
+    return Ok(());
+  }
+  for chunk in all.chunks(BATCH) {
+    match shared.node.publish(chunk).await? {
+      Published::Applied { .. } => {}
+      Published::Fenced => {
+        return Err(ClusterError::Unavailable(
+          "fenced off while re-asserting".to_owned(),
+        ))
+      }
+    }
+  }
+  Ok(())
+}
