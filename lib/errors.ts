@@ -32,6 +32,8 @@ const KINDS = {
   ERR_CLOSE_TIMEOUT: 'refused',
   /** The store shared between processes cannot be reached (cluster mode only). */
   ERR_CLUSTER_UNAVAILABLE: 'refused',
+  /** A remote request was not answered within `requestTimeoutMs` (cluster mode only). */
+  ERR_CLUSTER_TIMEOUT: 'refused',
 } as const
 
 /** The stable `code` of every error the registry throws or rejects with. */
@@ -60,9 +62,12 @@ function isCode(code: unknown): code is NityErrorCode {
  * returned as it is.
  */
 export function fromNative(thrown: unknown): unknown {
-  if (typeof thrown === 'object' && thrown !== null && 'code' in thrown && isCode(thrown.code) && 'message' in thrown) {
-    return nityError(thrown.code, String(thrown.message))
-  }
+  if (typeof thrown !== 'object' || thrown === null || !('message' in thrown)) return thrown
+  const message = String(thrown.message)
+  if ('code' in thrown && isCode(thrown.code)) return nityError(thrown.code, message)
+  // The native layer's async methods carry the code at the head of the message.
+  const coded = /^(ERR_[A-Z_]+): (.*)$/s.exec(message)
+  if (coded !== null && isCode(coded[1])) return nityError(coded[1], coded[2] ?? '')
   return thrown
 }
 

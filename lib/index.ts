@@ -3,6 +3,13 @@
 export { NitySessionRegistry } from './registry'
 export type { NityErrorCode } from './errors'
 export type {
+  NityCluster,
+  NityClusterDiagnostics,
+  NityClusterNode,
+  NityClusterOptions,
+  NityClusterSessionInfo,
+  NityClusterStats,
+  NityNodeDownEvent,
   NitySessionClock,
   NitySessionCloseReason,
   NitySessionClosedEvent,

@@ -26,10 +26,12 @@ const binding = load()
 
 export const NativeRegistry: typeof Binding.NativeRegistry = binding.NativeRegistry
 export type NativeRegistry = Binding.NativeRegistry
+export const NativeCluster: typeof Binding.NativeCluster = binding.NativeCluster
+export type NativeCluster = Binding.NativeCluster
 export const HealthCode: typeof Binding.HealthCode = binding.HealthCode
 export type HealthCode = Binding.HealthCode
 export const RunningCode: typeof Binding.RunningCode = binding.RunningCode
 export type RunningCode = Binding.RunningCode
 export const CloseEnd: typeof Binding.CloseEnd = binding.CloseEnd
 export type CloseEnd = Binding.CloseEnd
-export type { Admitted, Limit, PolicyOptions } from '../native'
+export type { Admitted, ClusterEvent, ClusterSessionReport, Limit, PolicyOptions } from '../native'

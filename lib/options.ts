@@ -2,7 +2,8 @@
 // wrong or unknown one is a TypeError that names it, and no registry is made.
 
 import { describe, nityError, type NityError } from './errors'
-import type { NitySessionClock, NitySessionClosedEvent, NitySessionRegistryOptions } from './types'
+import { hostname } from 'node:os'
+import type { NityClusterOptions, NitySessionClock, NitySessionClosedEvent, NitySessionRegistryOptions } from './types'
 
 /** The default close deadline. */
 export const DEFAULT_CLOSE_TIMEOUT_MS = 10_000
@@ -18,6 +19,7 @@ export interface Options {
   maxSessionsPerClient: number | undefined
   evictIdle: boolean
   clock: NitySessionClock | undefined
+  cluster: ClusterSettings | undefined
 }
 
 const KNOWN: ReadonlyArray<keyof NitySessionRegistryOptions> = [
@@ -30,6 +32,7 @@ const KNOWN: ReadonlyArray<keyof NitySessionRegistryOptions> = [
   'maxSessionsPerClient',
   'evictIdle',
   'clock',
+  'cluster',
 ]
 
 function invalid(message: string): NityError {
@@ -121,6 +124,7 @@ export function readOptions(options: unknown): Options {
     maxSessionsPerClient: undefined,
     evictIdle: false,
     clock: undefined,
+    cluster: undefined,
   }
   if (options === undefined || options === null) return read
   if (typeof options !== 'object') throw invalid(`options must be an object, got ${describe(options)}`)
@@ -149,5 +153,64 @@ export function readOptions(options: unknown): Options {
     read.evictIdle = given.evictIdle
   }
   read.clock = readClock(given.clock)
+  read.cluster = readCluster(given.cluster)
   return read
+}
+
+const CLUSTER_KEYS: ReadonlyArray<keyof NityClusterOptions> = [
+  'redis',
+  'namespace',
+  'nodeId',
+  'leaseMs',
+  'requestTimeoutMs',
+  'maxSessionsPerClient',
+]
+
+/** The cluster option as the registry uses it, defaults filled in. */
+export interface ClusterSettings {
+  redis: string
+  namespace: string
+  nodeId: string
+  leaseMs: number
+  requestTimeoutMs: number
+  maxSessionsPerClient: number | undefined
+}
+
+function defaultNodeId(): string {
+  const suffix = Math.random().toString(16).slice(2, 8)
+  return `${hostname()}-${process.pid}-${suffix}`
+}
+
+/** Reads and checks the `cluster` option; `undefined` when absent. */
+export function readCluster(value: unknown): ClusterSettings | undefined {
+  if (value === undefined) return undefined
+  if (value === null || typeof value !== 'object') {
+    throw invalid(`options.cluster must be an object, got ${describe(value)}`)
+  }
+  rejectUnknownKeys(value, CLUSTER_KEYS, 'cluster option', invalid)
+  const given = value as Record<keyof NityClusterOptions, unknown>
+  if (typeof given.redis !== 'string' || !/^rediss?:\/\//.test(given.redis)) {
+    throw invalid(`options.cluster.redis must be a redis:// or rediss:// URL, got ${describe(given.redis)}`)
+  }
+  const text = (name: 'namespace' | 'nodeId', fallback: () => string): string => {
+    const given_ = given[name]
+    if (given_ === undefined) return fallback()
+    if (typeof given_ !== 'string' || given_ === '') {
+      throw invalid(`options.cluster.${name} must be a non-empty string, got ${describe(given_)}`)
+    }
+    return given_
+  }
+  const namespace = text('namespace', () => 'nity')
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(namespace)) {
+    throw invalid(`options.cluster.namespace must be 1 to 64 of A-Z a-z 0-9 _ . -, got '${namespace}'`)
+  }
+  const whole = (ms: number | undefined, fallback: number): number => (ms === undefined ? fallback : Math.ceil(ms))
+  return {
+    redis: given.redis,
+    namespace,
+    nodeId: text('nodeId', defaultNodeId),
+    leaseMs: whole(readDuration(given.leaseMs, 'options.cluster.leaseMs', invalid), 3_000),
+    requestTimeoutMs: whole(readDuration(given.requestTimeoutMs, 'options.cluster.requestTimeoutMs', invalid), 2_000),
+    maxSessionsPerClient: readCount(given.maxSessionsPerClient, 'cluster.maxSessionsPerClient'),
+  }
 }

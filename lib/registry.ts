@@ -5,6 +5,7 @@
 // what is registered, what a cleanup takes and what the limits allow.
 
 import { CloseHooks } from './close_hooks'
+import { Cluster, type LocalRegistry } from './cluster'
 import { CloseQueue, type Batch } from './close_queue'
 import { describe, fromNative, nityError, type NityErrorCode } from './errors'
 import { type Admitted, type Limit, NativeRegistry } from './native'
@@ -13,6 +14,7 @@ import { SessionIndex, type Entry } from './session_index'
 import { isRunning, scanStale } from './stale_scan'
 import { afterPromiseJobs, clockTime, systemTime, type Time } from './time'
 import type {
+  NityCluster,
   NitySessionCloseReason,
   NitySessionClosedEvent,
   NitySessionHandle,
@@ -78,6 +80,11 @@ export class NitySessionRegistry<H extends NitySessionHandle = NitySessionHandle
   #autoInterval: number | undefined = undefined
   #autoGeneration = 0
   #autoTimer: unknown = undefined
+  /**
+   * The fleet-wide view, with the `cluster` option; `undefined` without it
+   * (and then nothing touches the network).
+   */
+  readonly cluster: NityCluster<H> | undefined
   /** The clock reading lookups share in this synchronous run, if any. */
   #turnTime: number | undefined = undefined
 
@@ -97,6 +104,33 @@ export class NitySessionRegistry<H extends NitySessionHandle = NitySessionHandle
     this.#closes = new CloseQueue(this.#native, this.#time, this.#hooks, read.closeTimeoutMs)
     if (read.onSessionClosed !== undefined) this.#hooks.add(read.onSessionClosed)
     if (read.cleanupIntervalMs !== undefined) this.#beginAutoCleanup(read.cleanupIntervalMs)
+    this.cluster =
+      read.cluster === undefined
+        ? undefined
+        : new Cluster<H>(read.cluster, this.#localView(), (native) => this.#native.attachCluster(native))
+  }
+
+  /** What the cluster may do with this registry. */
+  #localView(): LocalRegistry<H> {
+    return {
+      register: (clientId, session) => this.register(clientId, session),
+      now: () => this.#time.now(),
+      holds: (sessionId) => this.#index.byId.has(sessionId),
+      unregister: (sessionId) => this.unregister(sessionId),
+      cleanupClient: (clientId) => this.cleanupClient(clientId),
+      closeRemote: (sessionId) => {
+        const entry = this.#index.byId.get(sessionId)
+        if (entry === undefined) return Promise.resolve(0)
+        const ticket = this.#native.unregisterRemote(sessionId, this.#time.now())
+        if (ticket === undefined || ticket === null) return Promise.resolve(0)
+        this.#index.take(entry.slot)
+        return this.#closes.closeNow(ticket, entry.handle).then(
+          () => 1,
+          () => 1,
+        )
+      },
+      cleanupRemote: (clientId) => this.#closeInBulk(this.#native.cleanupClientRemote(clientId, this.#time.now())),
+    }
   }
 
   /**
@@ -353,12 +387,19 @@ export class NitySessionRegistry<H extends NitySessionHandle = NitySessionHandle
   /**
    * `closeAll()`, and after it the registry takes no more sessions
    * (`register` throws `ERR_REGISTRY_DISPOSED`) and its automatic cleanup
-   * stops. Calling it again resolves with 0.
+   * stops; in cluster mode the node then leaves the fleet. Calling it again
+   * resolves with 0.
    */
-  dispose(): Promise<number> {
+  async dispose(): Promise<number> {
     this.#native.dispose()
     this.stopAutoCleanup()
-    return this.closeAll()
+    const closed = await this.closeAll()
+    if (this.cluster !== undefined) {
+      // Leaving removes this node's records at once; other nodes hear of it.
+      await this.cluster.leave().catch(() => {})
+      this.#native.detachCluster()
+    }
+    return closed
   }
 
   /**

@@ -47,9 +47,18 @@ export interface NitySessionRegistryStats {
  * Why a session was closed: the call that closed it (`'unregister'`,
  * `'cleanupClient'`, `'cleanupStale'` — also the automatic stale cleanup),
  * `'idle'` (idle past `idleTimeoutMs` and not running), `'evicted'` (to make
- * room in a full registry) or `'shutdown'` (`closeAll()` / `dispose()`).
+ * room in a full registry), `'shutdown'` (`closeAll()` / `dispose()`) or
+ * `'remote'` (another node of the cluster asked: `cluster.unregister`,
+ * `cluster.cleanupClient`).
  */
-export type NitySessionCloseReason = 'unregister' | 'cleanupClient' | 'cleanupStale' | 'idle' | 'evicted' | 'shutdown'
+export type NitySessionCloseReason =
+  | 'unregister'
+  | 'cleanupClient'
+  | 'cleanupStale'
+  | 'idle'
+  | 'evicted'
+  | 'shutdown'
+  | 'remote'
 
 /** Told to close listeners once a handle's `close()` has settled. */
 export interface NitySessionClosedEvent {
@@ -164,4 +173,100 @@ export interface NitySessionRegistryOptions {
   evictIdle?: boolean
   /** The registry's clock (default: the system clock). */
   clock?: NitySessionClock
+  /** Join a fleet of registries through Redis (see `NityClusterOptions`); `registry.cluster` is then set. */
+  cluster?: NityClusterOptions
+}
+
+/** The `cluster` option: join a fleet of registries sharing one view of their sessions through Redis. */
+export interface NityClusterOptions {
+  /** `redis://` or `rediss://` (TLS); `user:password@` for ACL users; a database number as the path. */
+  redis: string
+  /** Registries see each other only within one namespace (default `'nity'`). 1 to 64 of `A-Z a-z 0-9 _ . -`. */
+  namespace?: string
+  /** This node's id (default: the host name, the process id and a random suffix). */
+  nodeId?: string
+  /** A node silent this long is dead and its records go (default 3000 ms). */
+  leaseMs?: number
+  /** Remote requests not answered by then reject with `ERR_CLUSTER_TIMEOUT` (default 2000 ms). */
+  requestTimeoutMs?: number
+  /** The most sessions one client may hold fleet-wide through `cluster.register` (default: no limit). */
+  maxSessionsPerClient?: number
+}
+
+/** A session as the fleet-wide directory records it. */
+export interface NityClusterSessionInfo {
+  sessionId: string
+  clientId: string
+  nodeId: string
+  /** On the registering node's clock. */
+  registeredAt: number
+}
+
+/** What `cluster.getStats()` returns, over live nodes. */
+export interface NityClusterStats {
+  totalSessions: number
+  activeClients: number
+  sessionsByClient: Record<string, number>
+  nodes: number
+  sessionsByNode: Record<string, number>
+}
+
+/** A live node of the fleet. */
+export interface NityClusterNode {
+  nodeId: string
+  sessions: number
+  startedAt: number
+  lastSeenAt: number
+}
+
+/** Told when a node is declared dead and its records are removed. */
+export interface NityNodeDownEvent {
+  nodeId: string
+  sessions: number
+}
+
+/** `registry.cluster`: the fleet-wide view. Every call is async; the documented calls stay local. */
+export interface NityCluster<H extends NitySessionHandle = NitySessionHandle> {
+  readonly nodeId: string
+  /** Resolves once connected and announced; rejects with `ERR_CLUSTER_UNAVAILABLE`. */
+  ready(): Promise<void>
+  /** Resolves once every local change made before the call is visible to every node. */
+  flush(): Promise<void>
+  getSession(sessionId: string): Promise<NityClusterSessionInfo | undefined>
+  /** The client's sessions on every live node, oldest first. */
+  getClientSessions(clientId: string): Promise<NityClusterSessionInfo[]>
+  getStats(): Promise<NityClusterStats>
+  nodes(): Promise<NityClusterNode[]>
+  /**
+   * Claims the id fleet-wide (atomically), then registers locally. Rejects
+   * with `ERR_SESSION_ALREADY_REGISTERED` when a live node holds the id, and
+   * with `ERR_CLIENT_SESSION_LIMIT` over the fleet-wide `maxSessionsPerClient`.
+   */
+  register(clientId: string, session: H): Promise<void>
+  /**
+   * Closes the session wherever it lives (close reason `'remote'` on its
+   * node). `true` when it was closed, `false` when no live node held it.
+   * Rejects with `ERR_CLUSTER_TIMEOUT` after `requestTimeoutMs`.
+   */
+  unregister(sessionId: string): Promise<boolean>
+  /** Closes the client's sessions on every node; resolves with the total count. */
+  cleanupClient(clientId: string): Promise<number>
+  /** Told when a node is declared dead; returns the unsubscribe function. */
+  onNodeDown(listener: (event: NityNodeDownEvent) => void): () => void
+  /** Removes this node and its records at once; other nodes hear of it at once. */
+  leave(): Promise<void>
+  /** Counters of what this node ignored or repaired, for operations. */
+  diagnostics(): NityClusterDiagnostics
+}
+
+/** What a cluster node ignored or repaired since it started. */
+export interface NityClusterDiagnostics {
+  /** Messages on the namespace's channel that were not the cluster's. */
+  malformedMessages: number
+  /** Records in the namespace this directory did not write. */
+  malformedRecords: number
+  /** Times the node announced itself again (fenced off, or Redis lost its data) and re-asserted its sessions. */
+  reannounced: number
+  /** Local changes waiting to be published. */
+  pendingChanges: number
 }

@@ -4,15 +4,19 @@
 //! (`lib/`) holds the session handles and does the JavaScript mechanics.
 //!
 //! - `registry.rs`: the class and its methods.
+//! - `cluster.rs`: `NativeCluster`, a node of a fleet sharing its sessions
+//!   through Redis, with async methods.
 //! - `options.rs`: the lifecycle policy it is created with.
 //! - `reports.rs`: the objects and columns it hands back.
 //! - `error.rs`: core errors as JavaScript errors, in one place.
 
 #![deny(clippy::all)]
 
+mod cluster;
 mod error;
 mod options;
 mod registry;
 mod reports;
 
+pub use cluster::NativeCluster;
 pub use registry::NativeRegistry;

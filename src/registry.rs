@@ -4,9 +4,16 @@
 
 use napi::bindgen_prelude::{Float64Array, Uint32Array, Uint8Array};
 use napi_derive::napi;
-use nity_registry_core::{CloseOutcome, Cursor, LimitScope, Registry, StaleReading, Unregister};
+use std::sync::Arc;
 
-use crate::error::{from_core, Result};
+use nity_registry_cluster::Member;
+use nity_registry_core::{
+  CloseOutcome, CloseReason, Cursor, LimitScope, Registry, StaleReading, Unregister,
+};
+
+use crate::cluster::NativeCluster;
+
+use crate::error::{from_core, not_connected, Result};
 use crate::options::PolicyOptions;
 use crate::reports::{
   reading, running, Admitted, CloseOrders, ClosedReport, MetricsReport, PageReport, Registrations,
@@ -64,6 +71,19 @@ fn close_outcome(end: u8) -> CloseOutcome {
 #[napi]
 pub struct NativeRegistry {
   core: Registry,
+  /// The fleet this registry's changes are published to, in cluster mode.
+  cluster: Option<Arc<Member>>,
+}
+
+impl NativeRegistry {
+  /// Hands the directory changes of the last call to the cluster, if any.
+  fn publish(&mut self) {
+    if let Some(member) = &self.cluster {
+      for change in self.core.take_directory_changes() {
+        member.publish(change.into());
+      }
+    }
+  }
 }
 
 #[napi]
@@ -72,17 +92,40 @@ impl NativeRegistry {
   pub fn new(policy: PolicyOptions) -> Self {
     let mut core = Registry::new();
     core.set_policy(policy.into());
-    NativeRegistry { core }
+    NativeRegistry {
+      core,
+      cluster: None,
+    }
+  }
+
+  /// Publishes this registry's sessions, and every later change, through
+  /// `cluster` (which must be connected).
+  #[napi]
+  pub fn attach_cluster(&mut self, cluster: &NativeCluster) -> napi::Result<()> {
+    let member = cluster.member().ok_or_else(not_connected)?;
+    self.cluster = Some(member);
+    self.core.set_directory_changes(true);
+    self.publish();
+    Ok(())
+  }
+
+  /// Stops publishing (the node left the fleet).
+  #[napi]
+  pub fn detach_cluster(&mut self) {
+    self.cluster = None;
+    self.core.set_directory_changes(false);
   }
 
   /// Admits a session and returns its slot. Fails without a change on empty
   /// ids, a taken id, a reached limit or a disposed registry.
   #[napi]
   pub fn register(&mut self, client_id: String, session_id: String, now: f64) -> Result<u32> {
-    self
+    let slot = self
       .core
       .register(&client_id, &session_id, now)
-      .map_err(from_core)
+      .map_err(from_core)?;
+    self.publish();
+    Ok(slot)
   }
 
   /// Which limit a new session of `client_id` would break now, if any.
@@ -128,6 +171,7 @@ impl NativeRegistry {
         now,
       )
       .map_err(from_core)?;
+    self.publish();
     Ok(Admitted {
       slot,
       evicted_ticket: evicted.map(|order| order.ticket as f64),
@@ -146,7 +190,23 @@ impl NativeRegistry {
   /// when the session is not registered.
   #[napi]
   pub fn unregister(&mut self, session_id: String, now: f64) -> Option<f64> {
-    match self.core.unregister_now(&session_id, now) {
+    let found = self.core.unregister_now(&session_id, now);
+    self.publish();
+    match found {
+      Unregister::Close(order) => Some(order.ticket as f64),
+      Unregister::AlreadyClosing(_) | Unregister::NotRegistered => None,
+    }
+  }
+
+  /// [`NativeRegistry::unregister`] on another node's behalf (close reason
+  /// `'remote'`).
+  #[napi]
+  pub fn unregister_remote(&mut self, session_id: String, now: f64) -> Option<f64> {
+    let found = self
+      .core
+      .unregister_now_because(&session_id, CloseReason::Remote, now);
+    self.publish();
+    match found {
       Unregister::Close(order) => Some(order.ticket as f64),
       Unregister::AlreadyClosing(_) | Unregister::NotRegistered => None,
     }
@@ -165,13 +225,28 @@ impl NativeRegistry {
   /// Removes every session of a client for closing, in registration order.
   #[napi]
   pub fn cleanup_client(&mut self, client_id: String, now: f64) -> CloseOrders {
-    self.core.cleanup_client(&client_id, now).into()
+    let orders = self.core.cleanup_client(&client_id, now);
+    self.publish();
+    orders.into()
+  }
+
+  /// [`NativeRegistry::cleanup_client`] on another node's behalf (close
+  /// reason `'remote'`).
+  #[napi]
+  pub fn cleanup_client_remote(&mut self, client_id: String, now: f64) -> CloseOrders {
+    let orders = self
+      .core
+      .cleanup_client_because(&client_id, CloseReason::Remote, now);
+    self.publish();
+    orders.into()
   }
 
   /// Removes every session for closing with reason `'shutdown'`.
   #[napi]
   pub fn close_all(&mut self, now: f64) -> CloseOrders {
-    self.core.close_all(now).into()
+    let orders = self.core.close_all(now);
+    self.publish();
+    orders.into()
   }
 
   /// Refuses every later registration. Idempotent.
@@ -275,7 +350,9 @@ impl NativeRegistry {
         health: reading(health[i], timed_out[i] == 1),
         running: running(running_codes[i]),
       });
-    self.core.close_stale(readings, now).into()
+    let orders = self.core.close_stale(readings, now);
+    self.publish();
+    orders.into()
   }
 
   /// Records activity of a session by id; `false` when it is not registered.

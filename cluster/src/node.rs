@@ -73,6 +73,21 @@ pub enum Change {
   },
 }
 
+impl From<nity_registry_core::DirectoryChange> for Change {
+  fn from(change: nity_registry_core::DirectoryChange) -> Change {
+    match change {
+      nity_registry_core::DirectoryChange::Claimed(record) => Change::Registered {
+        session_id: record.session_id.into_string(),
+        client_id: record.client_id.into_string(),
+        registered_at: record.registered_at,
+      },
+      nity_registry_core::DirectoryChange::Released(record) => Change::Removed {
+        session_id: record.session_id.into_string(),
+      },
+    }
+  }
+}
+
 /// What publishing a batch did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Published {

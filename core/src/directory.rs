@@ -211,7 +211,6 @@ impl SessionRecord {
 /// A change to the directory implied by a registry operation, in the order
 /// the registry made it. See [`Directory::apply`] for how each is applied.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum DirectoryChange {
   /// A session was registered.
   Claimed(SessionRecord),
