@@ -7,6 +7,7 @@
 import { describe, fromNative, nityError } from './errors'
 import { type ClusterEvent, type ClusterSessionReport, NativeCluster } from './native'
 import type { ClusterSettings } from './options'
+import { afterRealDelay } from './time'
 import type {
   NityCluster,
   NityClusterDiagnostics,
@@ -64,7 +65,10 @@ export class Cluster<H extends NitySessionHandle> implements NityCluster<H> {
   readonly #native: NativeCluster
   readonly #settings: ClusterSettings
   readonly #local: LocalRegistry<H>
-  readonly #connected: Promise<void>
+  /** The latest attempt to connect: until one succeeds, another follows each failure. */
+  #connected: Promise<void>
+  readonly #attach: (native: NativeCluster) => void
+  #left = false
   #listeners: Array<(event: NityNodeDownEvent) => void> = []
 
   /** Connects at once; `attach` is called with the native cluster once connected. */
@@ -89,9 +93,29 @@ export class Cluster<H extends NitySessionHandle> implements NityCluster<H> {
         if (cluster !== undefined) cluster.#receive(event)
       },
     )
-    this.#connected = call(() => this.#native.connect()).then(() => attach(this.#native))
+    this.#attach = attach
+    this.#connected = this.#connect()
+  }
+
+  /**
+   * Connects; on failure tries again every lease (on the real clock, never
+   * keeping the process alive), so a node started while Redis is down joins
+   * once it is up.
+   */
+  #connect(): Promise<void> {
+    const attempt = call(() => this.#native.connect()).then(() => {
+      if (!this.#left) this.#attach(this.#native)
+    })
     // Whoever never asks whether it connected is not told by an unhandled rejection.
-    this.#connected.catch(() => {})
+    attempt.catch(() => {
+      if (this.#left) return
+      const self = new WeakRef(this)
+      afterRealDelay(() => {
+        const cluster = self.deref()
+        if (cluster !== undefined && !cluster.#left) cluster.#connected = cluster.#connect()
+      }, this.#settings.leaseMs)
+    })
+    return attempt
   }
 
   ready(): Promise<void> {
@@ -215,6 +239,7 @@ export class Cluster<H extends NitySessionHandle> implements NityCluster<H> {
   }
 
   async leave(): Promise<void> {
+    this.#left = true
     try {
       await this.#connected
     } catch {

@@ -57,6 +57,7 @@ export function clockTime(clock: NitySessionClock): Time {
 const realSetImmediate: (callback: () => void) => unknown =
   typeof setImmediate === 'function' ? setImmediate : (callback) => setTimeout(callback, 0)
 const realPerformance = globalThis.performance
+const realSetTimeout = globalThis.setTimeout
 
 /** How long one slice of bulk work may hold the event loop, in milliseconds. */
 export const SLICE_MS = 3
@@ -69,6 +70,11 @@ export function monotonic(): number {
 /** Runs `callback` in a later turn of the event loop. */
 export function nextTurn(callback: () => void): void {
   realSetImmediate(callback)
+}
+
+/** Runs `callback` after `ms` on the real clock, without keeping the process alive (network retries). */
+export function afterRealDelay(callback: () => void, ms: number): void {
+  realSetTimeout(callback, ms).unref()
 }
 
 /** Runs `callback` once the promise jobs queued so far have run (never faked). */

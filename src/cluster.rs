@@ -35,7 +35,8 @@ type EventSink = ThreadsafeFunction<ClusterEvent, (), ClusterEvent, napi::Status
 /// One node of the fleet.
 #[napi]
 pub struct NativeCluster {
-  options: Mutex<Option<(NodeConfig, EventSink)>>,
+  config: NodeConfig,
+  sink: Arc<EventSink>,
   member: Arc<Mutex<Option<Arc<Member>>>>,
 }
 
@@ -75,19 +76,26 @@ impl NativeCluster {
       started_at: options.started_at,
     };
     Ok(NativeCluster {
-      options: Mutex::new(Some((config, sink))),
+      config,
+      sink: Arc::new(sink),
       member: Arc::new(Mutex::new(None)),
     })
   }
 
   /// Connects and announces the node, then starts its background work.
+  /// Connecting again after a failure tries again; once connected, it does
+  /// nothing.
   #[napi]
   pub async fn connect(&self) -> Result<()> {
-    let Some((config, sink)) = lock(&self.options).take() else {
+    if self.member().is_some() {
       return Ok(());
-    };
+    }
+    let sink = Arc::clone(&self.sink);
     let (events, mut received) = mpsc::unbounded_channel();
-    let member = Arc::new(Member::start(config, events).await.map_err(from_cluster)?);
+    let member = Member::start(self.config.clone(), events)
+      .await
+      .map_err(from_cluster)?;
+    let member = Arc::new(member);
     *lock(&self.member) = Some(Arc::clone(&member));
     tokio::spawn(async move {
       while let Some(event) = received.recv().await {

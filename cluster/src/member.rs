@@ -371,7 +371,8 @@ fn receive(shared: &Shared, payload: &[u8]) {
         let _ = waiting.send(n);
       }
     }
-    Message::Down { node, n } => {
+    // A node is not told of its own leaving.
+    Message::Down { node, n } if node != me => {
       let _ = shared.events.send(Event::NodeDown {
         node_id: node,
         sessions: n,
