@@ -150,6 +150,9 @@ impl ClusterNode {
   /// Connects and announces the node under a new epoch.
   pub async fn connect(config: NodeConfig) -> Result<ClusterNode> {
     let ns = Namespace::new(&config.namespace)?;
+    // rediss:// goes through rustls; its crypto is ring's. Installing the
+    // process-wide default fails harmlessly when one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     if config.node_id.is_empty() {
       return Err(ClusterError::InvalidNodeId(config.node_id));
     }

@@ -373,3 +373,19 @@ async fn an_unreachable_redis_is_an_unavailable_error_in_time() {
   assert!(matches!(refused, Err(ClusterError::Unavailable(_))));
   assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[tokio::test]
+async fn rediss_urls_speak_tls() {
+  let dir = std::env::temp_dir().join(format!("nity-tls-{}", std::process::id()));
+  std::fs::create_dir_all(&dir).unwrap();
+  let (redis, ca) = RedisServer::start_tls(&dir);
+  // rustls reads the trusted roots from SSL_CERT_FILE when it is set.
+  // No other test of this file makes TLS connections, so the setting is theirs to ignore.
+  std::env::set_var("SSL_CERT_FILE", &ca);
+  let url = format!("rediss://127.0.0.1:{}/0", redis.port);
+  let a = node(&url, "tls", "a", 3_000).await;
+  a.publish(&[registered("s", "c", 1.0)]).await.unwrap();
+  assert_eq!(a.session("s").await.unwrap().unwrap().node_id, "a");
+  drop(redis);
+  let _ = std::fs::remove_dir_all(&dir);
+}

@@ -22,7 +22,16 @@ impl RedisServer {
   /// Starts a server without persistence; `extra` are more config lines as arguments.
   pub fn start(extra: &[&str]) -> RedisServer {
     let port = free_port();
-    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    let extra: Vec<String> = extra
+      .iter()
+      .map(|s| {
+        if *s == "TLS_PORT" {
+          port.to_string()
+        } else {
+          s.to_string()
+        }
+      })
+      .collect();
     let child = spawn(port, &extra);
     let server = RedisServer { child, port, extra };
     server.wait_ready();
@@ -42,6 +51,85 @@ impl RedisServer {
       std::thread::sleep(Duration::from_millis(20));
     }
     panic!("redis-server did not start on port {}", self.port);
+  }
+
+  /// Starts a server that speaks TLS only, with a certificate for 127.0.0.1
+  /// signed by a new test CA; returns it and the CA's PEM file.
+  #[allow(dead_code)] // not every test file uses it
+  pub fn start_tls(dir: &std::path::Path) -> (RedisServer, std::path::PathBuf) {
+    let run = |args: &[&str]| {
+      let status = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl is installed");
+      assert!(status.success(), "openssl {args:?}");
+    };
+    run(&[
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      "ca.key",
+      "-out",
+      "ca.pem",
+      "-days",
+      "2",
+      "-subj",
+      "/CN=nity test CA",
+    ]);
+    run(&[
+      "req",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      "server.key",
+      "-out",
+      "server.csr",
+      "-subj",
+      "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+      dir.join("ext.cnf"),
+      "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .expect("ext.cnf");
+    run(&[
+      "x509",
+      "-req",
+      "-in",
+      "server.csr",
+      "-CA",
+      "ca.pem",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-out",
+      "server.pem",
+      "-days",
+      "2",
+      "-extfile",
+      "ext.cnf",
+    ]);
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let server = RedisServer::start(&[
+      "--tls-port",
+      "TLS_PORT",
+      "--tls-cert-file",
+      &path("server.pem"),
+      "--tls-key-file",
+      &path("server.key"),
+      "--tls-ca-cert-file",
+      &path("ca.pem"),
+      "--tls-auth-clients",
+      "no",
+    ]);
+    (server, dir.join("ca.pem"))
   }
 
   /// Kills the server (SIGKILL) and starts an empty one on the same port.
@@ -65,10 +153,16 @@ impl RedisServer {
 }
 
 fn spawn(port: u16, extra: &[String]) -> Child {
+  // A TLS server listens on the port with TLS only.
+  let plain = if extra.iter().any(|a| a == "--tls-port") {
+    "0".to_owned()
+  } else {
+    port.to_string()
+  };
   Command::new("redis-server")
     .args([
       "--port",
-      &port.to_string(),
+      &plain,
       "--bind",
       "127.0.0.1",
       "--save",
