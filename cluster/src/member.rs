@@ -93,6 +93,9 @@ struct Shared {
   diagnostics: Diagnostics,
   request_timeout: Duration,
   lease: Duration,
+  /// Wakes the heartbeat before its time: the subscription was lost and
+  /// regained, so Redis may have restarted empty.
+  check_now: tokio::sync::Notify,
   next_request: AtomicU64,
 }
 
@@ -105,6 +108,8 @@ pub struct Member {
 }
 
 const BATCH: usize = 512;
+/// Batches sent together before waiting for their answers.
+const IN_FLIGHT: usize = 8;
 /// Request ids remembered as taken, against a request seen twice.
 const HANDLED_KEPT: usize = 10_000;
 
@@ -126,6 +131,7 @@ impl Member {
       diagnostics: Diagnostics::default(),
       request_timeout,
       lease,
+      check_now: tokio::sync::Notify::new(),
       next_request: AtomicU64::new(0),
     });
     let (commands, receiver) = mpsc::unbounded_channel();
@@ -440,8 +446,13 @@ async fn subscriber(shared: Arc<Shared>, subscribed: oneshot::Sender<()>) {
     .await;
     match connected {
       Ok(mut pubsub) => {
-        if let Some(done) = subscribed.take() {
-          let _ = done.send(());
+        match subscribed.take() {
+          Some(done) => {
+            let _ = done.send(());
+          }
+          // Subscribed again after losing the connection: Redis may have
+          // restarted empty; the heartbeat checks at once.
+          None => shared.check_now.notify_one(),
         }
         // What was sent while nobody listened is on record.
         let _ = take_recorded_requests(&shared).await;
@@ -459,7 +470,10 @@ async fn subscriber(shared: Arc<Shared>, subscribed: oneshot::Sender<()>) {
 async fn heartbeat(shared: Arc<Shared>, commands: mpsc::UnboundedSender<Command>) {
   let every = shared.lease / 3;
   loop {
-    tokio::time::sleep(every).await;
+    tokio::select! {
+      _ = tokio::time::sleep(every) => {}
+      _ = shared.check_now.notified() => {}
+    }
     if let Ok(false) = shared.node.heartbeat().await {
       // Fenced off: announce anew; the publisher re-asserts what it holds.
       if shared.node.announce().await.is_ok() {
@@ -501,7 +515,7 @@ async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Co
         Command::Change(change) => batch.push(change),
         Command::Flush(done) => flushes.push(done),
       }
-      next = if batch.len() < BATCH {
+      next = if batch.len() < BATCH * IN_FLIGHT {
         commands.try_recv().ok()
       } else {
         None
@@ -529,7 +543,7 @@ async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Co
     let outcome = if reassert {
       reassert_all(&shared, &held).await
     } else {
-      match shared.node.publish(&batch).await {
+      match publish_all(&shared, &batch).await {
         Ok(Published::Fenced) => match shared.node.announce().await {
           Ok(_) => {
             shared
@@ -561,6 +575,26 @@ async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Co
   }
 }
 
+/// Publishes `changes` in batches sent together on the one connection
+/// (Redis runs them in the order sent), so a large publication costs a few
+/// round trips, not one per batch. `Fenced` if any batch was refused.
+async fn publish_all(shared: &Shared, changes: &[Change]) -> Result<Published> {
+  let mut fenced = false;
+  for group in changes.chunks(BATCH * IN_FLIGHT) {
+    let sent = group.chunks(BATCH).map(|batch| shared.node.publish(batch));
+    for outcome in join_all(sent).await {
+      fenced |= outcome? == Published::Fenced;
+    }
+  }
+  Ok(if fenced {
+    Published::Fenced
+  } else {
+    Published::Applied {
+      conflicts: Vec::new(),
+    }
+  })
+}
+
 /// Publishes every session held, in batches, under the current epoch.
 async fn reassert_all(shared: &Shared, held: &HashMap<String, (String, f64)>) -> Result<()> {
   let all: Vec<Change> = held
@@ -573,18 +607,10 @@ async fn reassert_all(shared: &Shared, held: &HashMap<String, (String, f64)>) ->
       },
     )
     .collect();
-  if all.is_empty() {
-    return Ok(());
+  match publish_all(shared, &all).await? {
+    Published::Applied { .. } => Ok(()),
+    Published::Fenced => Err(ClusterError::Unavailable(
+      "fenced off while re-asserting".to_owned(),
+    )),
   }
-  for chunk in all.chunks(BATCH) {
-    match shared.node.publish(chunk).await? {
-      Published::Applied { .. } => {}
-      Published::Fenced => {
-        return Err(ClusterError::Unavailable(
-          "fenced off while re-asserting".to_owned(),
-        ))
-      }
-    }
-  }
-  Ok(())
 }
