@@ -137,4 +137,26 @@ describe('npm run demo', () => {
     expect(output).toMatch(/stale [1-9]/)
     expect(output).toMatch(/idle [1-9]/)
   }, 90_000)
+
+  it('-- --cluster: three bridge nodes on a Redis of its own, an editor that moves, a node killed and reaped', async () => {
+    const { execFile } = await import('node:child_process')
+    const { join } = await import('node:path')
+    const root = join(__dirname, '..')
+    const env = { ...process.env }
+    delete env.REDIS_URL
+    const output = await new Promise<string>((resolve, reject) => {
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', join(root, 'examples', 'bridge-server', 'demo.ts'), '--cluster'],
+        { cwd: root, timeout: 90_000, env },
+        (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)),
+      )
+    })
+    expect(output).toMatch(/fleet {2}bridge-1: 2 {3}bridge-2: 1 {3}bridge-3: 0/)
+    expect(output).toMatch(/cursor on bridge-3 finds 1 session\(s\): cursor@demo#\d+ on bridge-1/)
+    expect(output).toMatch(/bridge-2 heard: bridge-1 is gone, 2 session\(s\) with it/)
+    expect(output).toMatch(/bridge-3 heard: bridge-1 is gone, 2 session\(s\) with it/)
+    expect(output).toMatch(/summary\n {2}nodes alive: {8}bridge-2, bridge-3\n/)
+    expect(output).toMatch(/sessions at the end: 2 \(bridge-2: 1 {3}bridge-3: 1\)/)
+  }, 120_000)
 })

@@ -245,6 +245,11 @@ async function scenario(server: BridgeServer, view: LiveView): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  if (args.includes('--cluster')) {
+    const { clusterDemo } = await import('./cluster-demo.js')
+    await clusterDemo()
+    return
+  }
   if (serve) {
     const server = await startBridgeServer({
       port,

@@ -16,7 +16,13 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js'
 import { z } from 'zod'
-import { NitySessionRegistry, type NitySessionClock, type NitySessionClosedEvent } from 'nity-session-registry'
+import {
+  type NityClusterOptions,
+  type NityNodeDownEvent,
+  NitySessionRegistry,
+  type NitySessionClock,
+  type NitySessionClosedEvent,
+} from 'nity-session-registry'
 import { LocalSession, TASK_TYPES } from './local-session'
 
 export interface BridgeServerOptions {
@@ -34,6 +40,12 @@ export interface BridgeServerOptions {
   clock?: NitySessionClock
   /** Told about everything that happens, for logs and the demo's live view. */
   onEvent?: (event: BridgeEvent) => void
+  /**
+   * Join a fleet of bridge servers on Redis (the registry's cluster mode).
+   * An editor that sends an `x-nity-client` header on its first request is
+   * that client wherever it connects, so it finds its sessions on any node.
+   */
+  cluster?: NityClusterOptions
 }
 
 export type BridgeEvent =
@@ -44,6 +56,7 @@ export type BridgeEvent =
   | { kind: 'task-done'; clientId: string; sessionId: string; taskType: string; ok: boolean; output: string }
   | { kind: 'busy'; clientId: string }
   | { kind: 'session-closed'; event: NitySessionClosedEvent }
+  | { kind: 'node-down'; event: NityNodeDownEvent }
 
 export interface BridgeServer {
   /** Where editors connect: put this in their MCP settings. */
@@ -71,11 +84,16 @@ export async function startBridgeServer(options: BridgeServerOptions = {}): Prom
     idleTimeoutMs,
     maxSessionsPerClient: options.maxSessionsPerClient ?? 4,
     clock: options.clock,
+    cluster: options.cluster,
     onSessionClosed: (event) => {
       emit({ kind: 'session-closed', event })
       if (event.reason === 'idle') forgetSilentClient(event.clientId)
     },
   })
+  if (registry.cluster !== undefined) {
+    await registry.cluster.ready()
+    registry.cluster.onNodeDown((event) => emit({ kind: 'node-down', event }))
+  }
 
   /**
    * An editor that vanished without a goodbye leaves its MCP session behind
@@ -172,6 +190,19 @@ export async function startBridgeServer(options: BridgeServerOptions = {}): Prom
     server.registerTool('registry_stats', { description: 'Sessions per client across the bridge.' }, async () =>
       text(JSON.stringify({ ...registry.getStats(), metrics: registry.getMetrics() })),
     )
+    const cluster = registry.cluster
+    if (cluster !== undefined) {
+      server.registerTool(
+        'my_sessions',
+        { description: 'Your Nity sessions on every bridge node of the fleet.' },
+        async () => text(JSON.stringify(await cluster.getClientSessions(clientOf()))),
+      )
+      server.registerTool(
+        'fleet_stats',
+        { description: 'Sessions per node and per client across the fleet.' },
+        async () => text(JSON.stringify({ ...(await cluster.getStats()), nodes: await cluster.nodes() })),
+      )
+    }
     return server
   }
 
@@ -196,10 +227,15 @@ export async function startBridgeServer(options: BridgeServerOptions = {}): Prom
     }
     let connection: Connection | undefined
     const editor = readEditor(body)
+    const stable = req.headers['x-nity-client']
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
-        connection = { transport, clientId: `${editor}/${id.slice(0, 8)}`, lastRequest: now() }
+        const clientId =
+          registry.cluster !== undefined && typeof stable === 'string' && /^[\w.@-]{1,80}$/.test(stable)
+            ? stable
+            : `${editor}/${id.slice(0, 8)}`
+        connection = { transport, clientId, lastRequest: now() }
         connections.set(id, connection)
         emit({ kind: 'connected', clientId: connection.clientId, editor })
       },
