@@ -146,16 +146,29 @@ async function main(): Promise<void> {
     const unregisters = await b.call<number[]>('timeUnregisters', ids)
 
     const restSmall = await atRest(redis, QUICK ? 2 : 5)
-    const published = await c.call<{ took: number; stallMs: number }>('publish', 100_000, 'p-', 'bulk')
+    const published = await c.call<{ took: number; stallMs: number; baselineStallMs: number }>(
+      'publish',
+      100_000,
+      'p-',
+      'bulk',
+    )
     const restLarge = await atRest(redis, QUICK ? 2 : 5)
 
-    // Redis restarts empty; every live session must come back.
+    // Redis restarts empty; every live session must come back. Counted with
+    // HLEN from here (every record is a live node's), which costs Redis
+    // nothing next to the re-assertion it watches.
     const total = (await a.call<{ totalSessions: number }>('stats')).totalSessions
     await redis.kill()
     await redis.start()
-    const restarted = performance.timeOrigin + performance.now()
-    const back = await a.call<number | undefined>('awaitTotal', total, 30_000)
-    const recovery = back === undefined ? Number.POSITIVE_INFINITY : back - restarted
+    const restarted = performance.now()
+    let recovery = Number.POSITIVE_INFINITY
+    while (performance.now() - restarted < 30_000) {
+      if (Number(redis.cli('HLEN', 'nity:{bench}:sessions').trim()) === total) {
+        recovery = performance.now() - restarted
+        break
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
 
     const rows: Array<[string, string, string, string]> = [
       [
@@ -184,7 +197,12 @@ async function main(): Promise<void> {
         'same at 10 and 100k',
         '2 per session per 5 s: 40,000',
       ],
-      ['longest event-loop stall from cluster work (publishing 100k)', ms(published.stallMs), 'under 10 ms', '—'],
+      [
+        `longest event-loop stall while registering 100k (without cluster: ${ms(published.baselineStallMs)})`,
+        ms(published.stallMs),
+        'under 10 ms from cluster work',
+        '—',
+      ],
       [
         `every live session visible again after Redis restarts empty (${total})`,
         ms(recovery),
@@ -211,6 +229,19 @@ async function main(): Promise<void> {
       'lookup), not a measurement of it.',
       '',
       table,
+      '',
+      'Notes (written by hand, kept by the script):',
+      '',
+      '- At rest a node sends a heartbeat every third of the lease and a reap every quarter lease: about 7 commands a',
+      '  second with the 3 s lease, plus the pub/sub connection; the count does not grow with the sessions held.',
+      '- Publication and re-assertion are bounded by how fast Redis runs the publication script: about 100k records a',
+      '  second on this machine, in batches of 512 sent eight at a time. After a restart, noticing takes about 0.1 s',
+      '  (the subscription is retried every 100 ms and its return triggers the heartbeat); re-asserting 100k sessions',
+      '  takes the rest, so the 1 s goal holds up to some 80k sessions per namespace here and is missed above that.',
+      '- The event-loop stall while registering 100k sessions moves between about 15 and 35 ms from run to run, and the',
+      '  same loop without the cluster option stalls about as long (the registering and the garbage collector): the',
+      "  publication runs on napi-rs's tokio threads, which share the two cores with Redis and the other node",
+      "  processes here. The cluster's own share could not be measured apart; the 10 ms goal is not shown to hold.",
       '<!-- /cluster -->',
     ].join('\n')
     const results = readFileSync(RESULTS, 'utf8')

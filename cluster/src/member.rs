@@ -461,9 +461,11 @@ async fn subscriber(shared: Arc<Shared>, subscribed: oneshot::Sender<()>) {
           receive(&shared, message.get_payload_bytes());
         }
       }
-      Err(_) => tokio::time::sleep(shared.lease / 6).await,
+      // Redis is away: try again soon, so that a restarted Redis is
+      // noticed (and re-asserted into) within a fraction of a second.
+      Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
   }
 }
 

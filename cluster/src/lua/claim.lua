@@ -18,5 +18,5 @@ if max > 0 then
   end
   if live >= max then return { 'limit', live } end
 end
-write(id, client, node, epoch, registered_at)
+write(id, client, node, epoch, registered_at, old)
 return { 'ok' }

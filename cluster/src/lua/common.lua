@@ -50,8 +50,8 @@ local function forget(id, record)
   redis.call('ZREM', BY_NODE, lp(record.n) .. id)
 end
 
-local function write(id, client, node, epoch, registered_at)
-  local old = decode(redis.call('HGET', SESSIONS, id))
+-- `old` is the record `id` holds now, if any (the caller read it already).
+local function write(id, client, node, epoch, registered_at, old)
   if old then forget(id, old) end
   redis.call('HSET', SESSIONS, id, cjson.encode({ c = client, n = node, e = epoch, t = registered_at }))
   redis.call('ZADD', BY_CLIENT, 0, lp(client) .. id)

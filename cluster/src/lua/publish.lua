@@ -3,36 +3,91 @@
 -- order. Returns {-1} when the node is fenced off (nothing applied), else
 -- {applied, conflicting ids...}: an id a live node other than this one
 -- holds is not taken over. Replaying a batch changes nothing more.
+--
+-- The operations are applied to the records in memory first and written
+-- back with one command per kind, not one per session: a batch of hundreds
+-- of changes costs a handful of commands.
 local node, epoch = ARGV[1], tonumber(ARGV[2])
 if not current(node, epoch) then return { -1 } end
-local applied = 0
-local result = { 0 }
+
+-- Read every record the batch touches, at once.
+local ids, index = {}, {}
 local i = 3
 while i <= #ARGV do
-  local op = ARGV[i]
+  local op, id = ARGV[i], ARGV[i + 1]
+  if op ~= 'a' and op ~= 'r' then return redis.error_reply('unknown operation ' .. tostring(op)) end
+  if index[id] == nil then
+    table.insert(ids, id)
+    index[id] = #ids
+  end
+  i = i + (op == 'a' and 4 or 2)
+end
+if #ids == 0 then return { 0 } end
+local before, after, raw_before = {}, {}, redis.call('HMGET', SESSIONS, unpack(ids))
+for n, id in ipairs(ids) do
+  before[id] = raw_before[n] and decode(raw_before[n]) or false
+  after[id] = before[id]
+end
+
+local alive = {}
+local function other_alive(record)
+  local key = record.n .. '\n' .. record.e
+  if alive[key] == nil then alive[key] = holder_alive(record) end
+  return alive[key]
+end
+
+local applied = 0
+local result = { 0 }
+i = 3
+while i <= #ARGV do
+  local op, id = ARGV[i], ARGV[i + 1]
+  local now_held = after[id]
   if op == 'a' then
-    local id, client, registered_at = ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
-    local old = decode(redis.call('HGET', SESSIONS, id))
-    if old and old.n == node and old.e == epoch and old.c == client then
-      applied = applied + 1
-    elseif old and old.n ~= node and holder_alive(old) then
+    local client, registered_at = ARGV[i + 2], tonumber(ARGV[i + 3])
+    if now_held and now_held.n ~= node and other_alive(now_held) then
       table.insert(result, id)
     else
-      write(id, client, node, epoch, registered_at)
+      if not (now_held and now_held.n == node and now_held.e == epoch and now_held.c == client) then
+        after[id] = { c = client, n = node, e = epoch, t = registered_at }
+      end
       applied = applied + 1
     end
     i = i + 4
-  elseif op == 'r' then
-    local id = ARGV[i + 1]
-    local old = decode(redis.call('HGET', SESSIONS, id))
-    if old and old.n == node then
-      forget(id, old)
-    end
+  else
+    if now_held and now_held.n == node then after[id] = false end
     applied = applied + 1
     i = i + 2
-  else
-    return redis.error_reply('unknown operation ' .. tostring(op))
   end
 end
+
+-- Write back what changed, one command per kind.
+local hdel, hset, zrem_client, zrem_node, zadd_client, zadd_node = {}, {}, {}, {}, {}, {}
+for _, id in ipairs(ids) do
+  local old, new = before[id], after[id]
+  if old ~= new then
+    if old then
+      table.insert(zrem_client, lp(old.c) .. id)
+      table.insert(zrem_node, lp(old.n) .. id)
+      if not new then table.insert(hdel, id) end
+    end
+    if new then
+      table.insert(hset, id)
+      table.insert(hset, cjson.encode(new))
+      table.insert(zadd_client, 0)
+      table.insert(zadd_client, lp(new.c) .. id)
+      table.insert(zadd_node, 0)
+      table.insert(zadd_node, lp(new.n) .. id)
+    end
+  end
+end
+local function bulk(command, key, args)
+  if #args > 0 then redis.call(command, key, unpack(args)) end
+end
+bulk('ZREM', BY_CLIENT, zrem_client)
+bulk('ZREM', BY_NODE, zrem_node)
+bulk('HDEL', SESSIONS, hdel)
+bulk('HSET', SESSIONS, hset)
+bulk('ZADD', BY_CLIENT, zadd_client)
+bulk('ZADD', BY_NODE, zadd_node)
 result[1] = applied
 return result
