@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use nity_registry_cluster::{ClusterNode, NodeConfig};
 
+#[allow(dead_code)] // each test file uses a part of it
 pub struct RedisServer {
   child: Child,
   pub port: u16,
@@ -18,6 +19,7 @@ fn free_port() -> u16 {
   listener.local_addr().expect("its address").port()
 }
 
+#[allow(dead_code)]
 impl RedisServer {
   /// Starts a server without persistence; `extra` are more config lines as arguments.
   pub fn start(extra: &[&str]) -> RedisServer {
