@@ -6,7 +6,7 @@
 // while Redis is away the documented calls keep working locally.
 
 import { NitySessionRegistry } from 'nity-session-registry'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
   type ClusterNodeProcess,
   eventually,
@@ -16,23 +16,18 @@ import {
   REQUEST_TIMEOUT_MS,
   sleep,
   startFleet,
-  stopAllNodes,
   withoutZeros,
+  redisPerTest,
 } from '../helpers/cluster-nodes'
-import { freePort, type RedisServer, startRedis, stopAllRedis } from '../helpers/redis'
+import { freePort, type RedisServer } from '../helpers/redis'
 import { FakeSession } from '../helpers/sessions'
 
 const TEST_TIMEOUT_MS = 60_000
 
 let redis: RedisServer
 
-beforeEach(async () => {
-  redis = await startRedis()
-})
-
-afterEach(async () => {
-  await stopAllNodes()
-  await stopAllRedis()
+redisPerTest((server) => {
+  redis = server
 })
 
 /**

@@ -4,7 +4,7 @@
 // its namespace, and whatever else writes to its channel or its keys, which
 // it ignores and counts instead of crashing on.
 
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
   type ClusterNodeProcess,
   eventually,
@@ -15,22 +15,17 @@ import {
   sleep,
   startFleet,
   startNode,
-  stopAllNodes,
   withoutZeros,
+  redisPerTest,
 } from '../helpers/cluster-nodes'
-import { type RedisServer, startRedis, stopAllRedis } from '../helpers/redis'
+import type { RedisServer } from '../helpers/redis'
 
 const TEST_TIMEOUT_MS = 60_000
 
 let redis: RedisServer
 
-beforeEach(async () => {
-  redis = await startRedis()
-})
-
-afterEach(async () => {
-  await stopAllNodes()
-  await stopAllRedis()
+redisPerTest((server) => {
+  redis = server
 })
 
 /**

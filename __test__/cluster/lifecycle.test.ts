@@ -14,7 +14,7 @@ import {
   NitySessionRegistry,
   type NitySessionRegistryOptions,
 } from 'nity-session-registry'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
   eventually,
   LEASE_MS,
@@ -24,9 +24,9 @@ import {
   sleep,
   startFleet,
   startNode,
-  stopAllNodes,
+  redisPerTest,
 } from '../helpers/cluster-nodes'
-import { type RedisServer, startRedis, stopAllRedis } from '../helpers/redis'
+import type { RedisServer } from '../helpers/redis'
 import { FakeSession } from '../helpers/sessions'
 
 const TEST_TIMEOUT_MS = 60_000
@@ -34,13 +34,8 @@ const WORKER_FIXTURE = path.join(__dirname, '..', 'fixtures', 'cluster', 'worker
 
 let redis: RedisServer
 
-beforeEach(async () => {
-  redis = await startRedis()
-})
-
-afterEach(async () => {
-  await stopAllNodes()
-  await stopAllRedis()
+redisPerTest((server) => {
+  redis = server
 })
 
 describe('the cluster option', () => {

@@ -3,21 +3,16 @@
 // close() exactly once, with close reason 'remote', however many nodes ask at
 // the same time.
 
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { eventually, ids, startFleet, stopAllNodes } from '../helpers/cluster-nodes'
-import { type RedisServer, startRedis, stopAllRedis } from '../helpers/redis'
+import { describe, expect, it } from 'vitest'
+import { eventually, ids, startFleet, redisPerTest } from '../helpers/cluster-nodes'
+import type { RedisServer } from '../helpers/redis'
 
 const TEST_TIMEOUT_MS = 60_000
 
 let redis: RedisServer
 
-beforeEach(async () => {
-  redis = await startRedis()
-})
-
-afterEach(async () => {
-  await stopAllNodes()
-  await stopAllRedis()
+redisPerTest((server) => {
+  redis = server
 })
 
 describe('cluster.unregister', () => {

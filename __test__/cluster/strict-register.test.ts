@@ -2,7 +2,7 @@
 // atomic step before registering it locally. Racing nodes cannot both win an
 // id, nor together pass the fleet-wide `maxSessionsPerClient`.
 
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
   type ClusterNodeProcess,
   eventually,
@@ -11,21 +11,16 @@ import {
   REAP_SLACK_MS,
   type Reply,
   startFleet,
-  stopAllNodes,
+  redisPerTest,
 } from '../helpers/cluster-nodes'
-import { type RedisServer, startRedis, stopAllRedis } from '../helpers/redis'
+import type { RedisServer } from '../helpers/redis'
 
 const TEST_TIMEOUT_MS = 60_000
 
 let redis: RedisServer
 
-beforeEach(async () => {
-  redis = await startRedis()
-})
-
-afterEach(async () => {
-  await stopAllNodes()
-  await stopAllRedis()
+redisPerTest((server) => {
+  redis = server
 })
 
 function codeOf(reply: Reply<unknown>): string | undefined {

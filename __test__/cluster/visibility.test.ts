@@ -2,21 +2,24 @@
 // sees through `registry.cluster`, once the change is published (in the
 // background, or at once with `flush()`). The documented calls stay local.
 
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { eventually, ids, LEASE_MS, sleep, startFleet, stopAllNodes, withoutZeros } from '../helpers/cluster-nodes'
-import { type RedisServer, startRedis, stopAllRedis } from '../helpers/redis'
+import { describe, expect, it } from 'vitest'
+import {
+  eventually,
+  ids,
+  LEASE_MS,
+  sleep,
+  startFleet,
+  withoutZeros,
+  redisPerTest,
+} from '../helpers/cluster-nodes'
+import type { RedisServer } from '../helpers/redis'
 
 const TEST_TIMEOUT_MS = 60_000
 
 let redis: RedisServer
 
-beforeEach(async () => {
-  redis = await startRedis()
-})
-
-afterEach(async () => {
-  await stopAllNodes()
-  await stopAllRedis()
+redisPerTest((server) => {
+  redis = server
 })
 
 describe('a local register is seen by every node', () => {

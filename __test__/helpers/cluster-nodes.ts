@@ -10,6 +10,7 @@
 
 import { type ChildProcess, fork } from 'node:child_process'
 import path from 'node:path'
+import { afterEach, beforeEach } from 'vitest'
 import type {
   NityClusterDiagnostics,
   NityClusterNode,
@@ -19,6 +20,7 @@ import type {
   NitySessionCloseReason,
   NitySessionRegistryStats,
 } from 'nity-session-registry'
+import { type RedisServer, startRedis, stopAllRedis } from './redis'
 
 const packageRoot = path.resolve(__dirname, '..', '..')
 
@@ -405,4 +407,19 @@ export function withoutZeros(counts: Record<string, number>): Record<string, num
 /** Session ids of directory records, in the order given. */
 export function ids(sessions: readonly NityClusterSessionInfo[]): string[] {
   return sessions.map((session) => session.sessionId)
+}
+
+/**
+ * A redis-server of its own for every test of the file, handed to `use`
+ * before each test; after each, every node and every server the test
+ * started is stopped by its process id.
+ */
+export function redisPerTest(use: (server: RedisServer) => void): void {
+  beforeEach(async () => {
+    use(await startRedis())
+  })
+  afterEach(async () => {
+    await stopAllNodes()
+    await stopAllRedis()
+  })
 }
