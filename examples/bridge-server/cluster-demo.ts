@@ -133,6 +133,22 @@ export async function clusterDemo(): Promise<void> {
     const [one, two, three] = nodes as [BridgeNode, BridgeNode, BridgeNode]
     const watch = await editor(two.url, 'fleet-view')
     const fleet = async () => JSON.parse(await watch.call('fleet_stats'))
+    // The live view: the sessions per node, a line each time they change.
+    let shown = ''
+    const show = async () => {
+      const line = fleetLine(await fleet())
+      if (line !== shown) {
+        shown = line
+        say(line)
+      }
+    }
+    let viewing = true
+    const view = (async () => {
+      while (viewing) {
+        await show().catch(() => {})
+        await sleep(150)
+      }
+    })()
 
     const kilo = await editor(one.url, 'kilo-code')
     const cursor = await editor(one.url, 'cursor')
@@ -144,7 +160,7 @@ export async function clusterDemo(): Promise<void> {
       vscode.call('send_task', { taskType: 'summarize', prompt: 'another note' }),
     ])
     await sleep(300)
-    say(fleetLine(await fleet()))
+    await show()
 
     say('cursor loses its connection to bridge-1 and reconnects to bridge-3')
     await cursor.client.close()
@@ -155,7 +171,7 @@ export async function clusterDemo(): Promise<void> {
     )
     await cursorAgain.call('send_task', { taskType: 'summarize', prompt: 'work on bridge-3 now' })
     await sleep(300)
-    say(fleetLine(await fleet()))
+    await show()
 
     say('bridge-1 is killed (SIGKILL): no goodbye, its lease runs out')
     const killed = Date.now()
@@ -164,7 +180,9 @@ export async function clusterDemo(): Promise<void> {
       two.heard.some((e) => e.nodeId === 'bridge-1') && three.heard.some((e) => e.nodeId === 'bridge-1')
     while (!heard() && Date.now() - killed < 10_000) await sleep(50)
     say(`reaped ${((Date.now() - killed) / 1000).toFixed(1)} s after the kill (lease 1.5 s)`)
-    say(fleetLine(await fleet()))
+    await show()
+    viewing = false
+    await view
 
     const summary = await fleet().catch(() => undefined)
     for (const each of [cursorAgain, vscode, watch]) {
