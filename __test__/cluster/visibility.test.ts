@@ -3,15 +3,7 @@
 // background, or at once with `flush()`). The documented calls stay local.
 
 import { describe, expect, it } from 'vitest'
-import {
-  eventually,
-  ids,
-  LEASE_MS,
-  sleep,
-  startFleet,
-  withoutZeros,
-  redisPerTest,
-} from '../helpers/cluster-nodes'
+import { eventually, ids, LEASE_MS, sleep, startFleet, withoutZeros, redisPerTest } from '../helpers/cluster-nodes'
 import type { RedisServer } from '../helpers/redis'
 
 const TEST_TIMEOUT_MS = 60_000
