@@ -5,69 +5,20 @@
  * session per refresh, SCAN per lookup) and writes the figures into
  * benchmark/RESULTS.md, between the cluster markers.
  */
-import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process'
+import { type ChildProcess, fork } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
+import { LocalRedis } from '../examples/bridge-server/local-redis'
 
 const NODE = join(__dirname, 'cluster-node.mjs')
 const RESULTS = join(__dirname, 'RESULTS.md')
 const QUICK = process.argv.includes('--quick')
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0))
-    })
-  })
-}
-
-class Redis {
-  process: ChildProcess | undefined
-  constructor(readonly port: number) {}
-
-  async start(): Promise<void> {
-    this.process = spawn(
-      'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-      { stdio: 'ignore' },
-    )
-    for (let i = 0; i < 200; i++) {
-      try {
-        if (this.cli('PING').trim() === 'PONG') return
-      } catch {
-        // not up yet
-      }
-      await new Promise((resolve) => setTimeout(resolve, 25))
-    }
-    throw new Error('redis-server did not start')
-  }
-
-  cli(...args: string[]): string {
-    return execFileSync('redis-cli', ['-p', String(this.port), ...args], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    })
-  }
-
-  /** Commands served so far, from INFO commandstats. */
-  commandsServed(): number {
-    let total = 0
-    for (const match of this.cli('INFO', 'commandstats').matchAll(/calls=(\d+)/g)) total += Number(match[1])
-    return total
-  }
-
-  /** Kills the server by its process id and waits until it is gone. */
-  async kill(): Promise<void> {
-    const server = this.process
-    if (server === undefined || server.exitCode !== null || server.signalCode !== null) return
-    const gone = new Promise((resolve) => server.once('exit', resolve))
-    server.kill('SIGKILL')
-    await gone
-  }
+/** Commands `redis` served so far, from INFO commandstats. */
+function commandsServed(redis: LocalRedis): number {
+  let total = 0
+  for (const match of redis.cli('INFO', 'commandstats').matchAll(/calls=(\d+)/g)) total += Number(match[1])
+  return total
 }
 
 class Node {
@@ -112,17 +63,16 @@ function p99(samples: number[]): number {
 
 const ms = (value: number): string => (value < 10 ? `${value.toFixed(2)} ms` : `${value.toFixed(0)} ms`)
 
-async function atRest(redis: Redis, seconds: number): Promise<number> {
-  const before = redis.commandsServed()
+async function atRest(redis: LocalRedis, seconds: number): Promise<number> {
+  const before = commandsServed(redis)
   await new Promise((resolve) => setTimeout(resolve, seconds * 1000))
   // INFO itself is one command per reading.
-  return (redis.commandsServed() - before - 1) / seconds / 3
+  return (commandsServed(redis) - before - 1) / seconds / 3
 }
 
 async function main(): Promise<void> {
-  const redis = new Redis(await freePort())
-  await redis.start()
-  const url = `redis://127.0.0.1:${redis.port}/0`
+  const redis = await LocalRedis.start()
+  const url = redis.url
   const [a, b, c] = ['node-a', 'node-b', 'node-c'].map((id) => new Node(url, id)) as [Node, Node, Node]
   try {
     for (const node of [a, b, c]) {
@@ -158,8 +108,7 @@ async function main(): Promise<void> {
     // HLEN from here (every record is a live node's), which costs Redis
     // nothing next to the re-assertion it watches.
     const total = (await a.call<{ totalSessions: number }>('stats')).totalSessions
-    await redis.kill()
-    await redis.start()
+    await redis.restart()
     const restarted = performance.now()
     let recovery = Number.POSITIVE_INFINITY
     while (performance.now() - restarted < 30_000) {

@@ -8,12 +8,12 @@
  * points it at an existing one instead) and stops everything it started,
  * by process id, when it ends.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
-import { createServer } from 'node:net'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import { LocalRedis, redisServerInstalled } from './local-redis'
 
 const WIDTH = 80
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -24,47 +24,18 @@ const say = (text: string) => {
   if (!quiet) console.log(clip(`${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s  ${text}`))
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0))
-    })
-  })
-}
-
 /** Redis: REDIS_URL, or a redis-server of the demo's own. */
-async function startRedis(): Promise<{ url: string; process?: ChildProcess }> {
+async function startRedis(): Promise<{ url: string; local?: LocalRedis }> {
   if (process.env.REDIS_URL) return { url: process.env.REDIS_URL }
-  try {
-    execFileSync('redis-server', ['--version'], { stdio: 'ignore' })
-  } catch {
+  if (!redisServerInstalled()) {
     console.error(
       'The cluster demo needs Redis: install redis-server (Debian and Ubuntu: apt-get install redis-server),\n' +
         'or point REDIS_URL at a running one (REDIS_URL=redis://127.0.0.1:6379/0 npm run demo -- --cluster).',
     )
     process.exit(2)
   }
-  const port = await freePort()
-  const server = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    {
-      stdio: 'ignore',
-    },
-  )
-  for (let i = 0; i < 200; i++) {
-    try {
-      execFileSync('redis-cli', ['-p', String(port), 'ping'], { stdio: 'ignore' })
-      return { url: `redis://127.0.0.1:${port}/0`, process: server }
-    } catch {
-      await sleep(25)
-    }
-  }
-  server.kill('SIGKILL')
-  throw new Error('redis-server did not start')
+  const local = await LocalRedis.start()
+  return { url: local.url, local }
 }
 
 interface BridgeNode {
@@ -213,6 +184,6 @@ export async function clusterDemo(): Promise<void> {
         if (node.process.exitCode === null && node.process.signalCode === null) node.process.kill('SIGKILL')
       }
     }
-    redis.process?.kill('SIGKILL')
+    await redis.local?.kill()
   }
 }
