@@ -626,6 +626,35 @@ describe('close deadline', () => {
     expect(unregistered.error).toBe(event.error)
   })
 
+  it('a deadline further away than setTimeout can wait (2^31 - 1 ms) is reached in steps, neither early nor never', async () => {
+    const clock = new ManualClock()
+    // Node fires a timer asked for more than 2^31 - 1 ms after 1 ms: record what the registry asks for.
+    const delays: number[] = []
+    const recording = {
+      now: () => clock.now(),
+      setTimeout: (callback: () => void, ms: number) => {
+        delays.push(ms)
+        return clock.setTimeout(callback, ms)
+      },
+      clearTimeout: (handle: unknown) => clock.clearTimeout(handle),
+    }
+    const month = 30 * 24 * 60 * 60 * 1000
+    const registry = new NitySessionRegistry<FakeSession>({ clock: recording, closeTimeoutMs: month })
+    registry.register('c', new FakeSession('stuck', { kind: 'never' }))
+    const unregistered = track(registry.unregister('stuck'))
+    clock.advance(0x7fff_ffff)
+    await flush()
+    expect(unregistered.settled).toBe(false)
+    clock.advance(month - 0x7fff_ffff - 1)
+    await flush()
+    expect(unregistered.settled).toBe(false)
+    clock.advance(1)
+    await until(() => unregistered.settled)
+    expect(unregistered.error).toMatchObject({ code: 'ERR_CLOSE_TIMEOUT' })
+    expect(delays.length).toBeGreaterThanOrEqual(2)
+    expect(Math.max(...delays)).toBeLessThanOrEqual(0x7fff_ffff)
+  })
+
   it('closeTimeoutMs sets the deadline', async () => {
     const { clock, events, registry } = setUp({ closeTimeoutMs: 250 })
     registry.register('c', new FakeSession('stuck', { kind: 'never' }))
@@ -948,4 +977,45 @@ describe('workers and process exit (system clock)', () => {
     },
     60_000,
   )
+
+  /** Runs a fixture to its end and reads its `after-await` line. */
+  async function afterAwait(file: string, args: string[]): Promise<Record<string, unknown>> {
+    const result = await runNode(fixture(file), args)
+    expect(result.timedOut, `stderr: ${result.stderr}`).toBe(false)
+    expect(result.signal, `stderr: ${result.stderr}`).toBeNull()
+    expect(result.code, `stderr: ${result.stderr}`).toBe(0)
+    const line = result.stdout.split('\n').find((l) => l.startsWith('after-await '))
+    expect(line, `the code after the await never ran; stdout: ${result.stdout}\nstderr: ${result.stderr}`).toBeDefined()
+    return JSON.parse(line!.slice('after-await '.length)) as Record<string, unknown>
+  }
+
+  it.each([
+    ['dispose', { value: 2 }],
+    ['unregister', { code: 'ERR_CLOSE_TIMEOUT' }],
+    ['cleanupClient', { value: 2 }],
+    ['cleanupStale', { value: 1 }],
+  ] as const)(
+    'an ES module that awaits %s on a close that never settles runs what follows the await at the deadline, then exits with code 0',
+    async (how, expected) => {
+      const report = await afterAwait('awaits-hanging-close.mjs', [how, '300'])
+      expect(report).toMatchObject({ how, ...expected })
+      expect(report.elapsedMs).toBeGreaterThanOrEqual(298)
+    },
+    60_000,
+  )
+
+  it('a CommonJS script that awaits dispose() on a close that never settles sees it settle at the deadline', async () => {
+    const report = await afterAwait('awaits-hanging-close.cjs', ['300'])
+    expect(report).toMatchObject({ how: 'dispose', value: 1 })
+    expect(report.elapsedMs).toBeGreaterThanOrEqual(298)
+  }, 60_000)
+
+  it('once the awaited close has settled, nothing keeps the process alive until the (one-minute) deadline', async () => {
+    const started = performance.now()
+    const report = await afterAwait('awaits-hanging-close.mjs', ['unregister', '60000', 'slow'])
+    expect(report).toMatchObject({ how: 'unregister' })
+    expect(report).not.toHaveProperty('code')
+    // runNode gives up at 20 s; the deadline is a minute away.
+    expect(performance.now() - started).toBeLessThan(20_000)
+  }, 60_000)
 })

@@ -248,6 +248,8 @@ interface BuildOptions {
   listeners?: boolean
   /** Start never-settling closes (unregister, cleanupClient, cleanupStale) and drop their promises. */
   pendingCloses?: boolean
+  /** The registry's close deadline (default: the registry's default). */
+  closeTimeoutMs?: number
 }
 
 /**
@@ -262,11 +264,12 @@ function buildRegistry(
 ): { registry: NitySessionRegistry<LinkedSession>; labels: string[] } {
   const labels: string[] = [`${prefix}:registry`]
   const events: string[] = []
-  const registry: NitySessionRegistry<LinkedSession> = new NitySessionRegistry<LinkedSession>(
-    options.listeners
-      ? { onSessionClosed: (event) => events.push(`${event.reason}:${registry.getStats().totalSessions}`) }
-      : {},
-  )
+  const registry: NitySessionRegistry<LinkedSession> = new NitySessionRegistry<LinkedSession>({
+    closeTimeoutMs: options.closeTimeoutMs,
+    onSessionClosed: options.listeners
+      ? (event) => events.push(`${event.reason}:${registry.getStats().totalSessions}`)
+      : undefined,
+  })
   tracker.track(registry, `${prefix}:registry`)
   const unsubscribe = options.listeners ? registry.onSessionClosed(() => registry.getStats()) : undefined
 
@@ -286,7 +289,7 @@ function buildRegistry(
     add('pending-batch', 'never-batch-0', { kind: 'never' })
     add('pending-batch', 'never-batch-1', { kind: 'never' })
     add('pending', 'never-stale', { kind: 'never' }, true)
-    void registry.unregister(`${prefix}:never-unregister`)
+    registry.unregister(`${prefix}:never-unregister`).catch(() => {}) // times out at the deadline
     void registry.cleanupClient('pending-batch')
     void registry.cleanupStale()
   }
@@ -329,15 +332,36 @@ describe('a registry dropped without cleanup', () => {
   })
 })
 
+/** A real sleep (vitest's timers are real in this file). */
+const sleep = (ms: number): Promise<void> => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/** Waits on the real clock until `done()` or `ms` passed. */
+async function waitFor(done: () => boolean, ms: number): Promise<void> {
+  const until = performance.now() + ms
+  while (!done() && performance.now() < until) await sleep(5)
+}
+
+// A close that never settles is given up on at its deadline. Until then the
+// deadline timer holds what settles it (the close queue, the promise of the
+// call that started it, whatever awaits that promise); a garbage collection
+// in between must not take them, or the awaited call would hang forever.
+// Once it settled, everything is released.
 describe('a registry dropped while closes are pending', () => {
+  const CLOSE_TIMEOUT_MS = 400
+
   it.each<[string, BuildOptions]>([
-    ['plain handles', { pendingCloses: true }],
-    ['handle cycles and listeners', { pendingCloses: true, cycle: true, listeners: true }],
-  ])('is eventually collected together with its handles, pending or registered (%s)', async (_name, options) => {
+    ['plain handles', { pendingCloses: true, closeTimeoutMs: CLOSE_TIMEOUT_MS }],
+    [
+      'handle cycles and listeners',
+      { pendingCloses: true, cycle: true, listeners: true, closeTimeoutMs: CLOSE_TIMEOUT_MS },
+    ],
+  ])('is collected with its handles, pending or registered, once the deadlines passed (%s)', async (_name, options) => {
     const tracker = new Tracker()
     const dropped = buildAndDrop(tracker, 'dropped', options)
     const { registry: kept, labels: keptLabels } = buildRegistry(tracker, 'kept', options)
+    await tracker.collectSentinel('sentinel-early')
 
+    await sleep(CLOSE_TIMEOUT_MS + 50)
     expect(await tracker.collect(dropped)).toEqual([])
     await tracker.collectSentinel('sentinel')
     // The kept registry and its still-registered handles stay.
@@ -346,43 +370,110 @@ describe('a registry dropped while closes are pending', () => {
     expect(kept.getStats().totalSessions).toBe(10)
   })
 
-  it.each(['unregister', 'cleanupClient', 'cleanupStale'] as const)(
-    'is collected even while code that refers to the registry awaits the pending %s',
+  type Call = 'unregister' | 'cleanupClient' | 'cleanupStale' | 'dispose'
+  it.each<Call>(['unregister', 'cleanupClient', 'cleanupStale', 'dispose'])(
+    'settles an awaited %s whose close never settles by the deadline, though a collection ran meanwhile; then releases everything',
     async (how) => {
       const tracker = new Tracker()
+      const outcome: { settled: boolean; value?: unknown; error?: unknown; timedOutEvents: unknown[] } = {
+        settled: false,
+        timedOutEvents: [],
+      }
+      let started = 0
+      // The issue's repro: a function makes the registry, registers a
+      // session whose close never settles, starts the call and keeps only
+      // its promise; the caller awaits it and keeps nothing else.
       const labels = ((): string[] => {
-        const { registry, labels } = buildRegistry(tracker, 'awaited', {})
-        const session = new LinkedSession('awaited:never', { kind: 'never' })
+        const registry = new NitySessionRegistry<FakeSession>({
+          closeTimeoutMs: CLOSE_TIMEOUT_MS,
+          onSessionClosed: (event) => {
+            if (event.timedOut) outcome.timedOutEvents.push(event.error)
+          },
+        })
+        tracker.track(registry, 'repro:registry')
+        const session = tracker.track(new FakeSession('hang', { kind: 'never' }), 'repro:hang')
         if (how === 'cleanupStale') stale(session, 'error')
-        tracker.track(session, session.id)
-        labels.push(session.id)
-        registry.register('pending-client', session)
-        // Like a request handler: `await registry.x(); registry.getStats()`.
-        void (async () => {
-          if (how === 'unregister') await registry.unregister('awaited:never')
-          else if (how === 'cleanupClient') await registry.cleanupClient('pending-client')
-          else await registry.cleanupStale()
-          registry.getStats()
-        })()
-        return labels
+        registry.register('client', session)
+        started = performance.now()
+        const promise: Promise<unknown> =
+          how === 'unregister'
+            ? registry.unregister('hang')
+            : how === 'cleanupClient'
+              ? registry.cleanupClient('client')
+              : how === 'cleanupStale'
+                ? registry.cleanupStale()
+                : registry.dispose()
+        promise.then(
+          (value) => Object.assign(outcome, { settled: true, value }),
+          (error: unknown) => Object.assign(outcome, { settled: true, error }),
+        )
+        return ['repro:registry', 'repro:hang']
       })()
-      // Nothing can ever settle that close: only the registry could resume
-      // the awaiting code, so the registry is unreachable.
+
+      // Collections while the close is pending (the sentinel proves they ran).
+      gc()
+      await tracker.collectSentinel('sentinel-pending')
+      expect(outcome.settled, 'settled before its deadline').toBe(false)
+
+      await waitFor(() => outcome.settled, CLOSE_TIMEOUT_MS + 5_000)
+      const elapsed = performance.now() - started
+      expect(outcome.settled, 'the call never settled').toBe(true)
+      // Timers may fire a millisecond early on the wall clock; never much
+      // later than the deadline, but a loaded machine is slow.
+      expect(elapsed).toBeGreaterThanOrEqual(CLOSE_TIMEOUT_MS - 2)
+      expect(elapsed).toBeLessThan(CLOSE_TIMEOUT_MS + 3_000)
+      if (how === 'unregister') {
+        expect(outcome.error).toMatchObject({ code: 'ERR_CLOSE_TIMEOUT' })
+      } else {
+        expect(outcome.value).toBe(1)
+      }
+      expect(outcome.timedOutEvents).toEqual([expect.objectContaining({ code: 'ERR_CLOSE_TIMEOUT' })])
+
+      // Settled: nothing holds the registry or the hanging handle any more.
       expect(await tracker.collect(labels)).toEqual([])
     },
   )
+
+  it('settles the awaited call even when the code awaiting it refers to the registry, and then releases it', async () => {
+    const tracker = new Tracker()
+    const outcome: string[] = []
+    const labels = ((): string[] => {
+      const { registry, labels } = buildRegistry(tracker, 'awaited', { closeTimeoutMs: CLOSE_TIMEOUT_MS })
+      const session = new LinkedSession('awaited:never', { kind: 'never' })
+      tracker.track(session, session.id)
+      labels.push(session.id)
+      registry.register('pending-client', session)
+      // Like a request handler: `await registry.x(); registry.getStats()`.
+      void (async () => {
+        try {
+          await registry.unregister('awaited:never')
+        } catch (error) {
+          outcome.push((error as { code?: string }).code ?? 'no code')
+        }
+        outcome.push(`total ${registry.getStats().totalSessions}`)
+      })()
+      return labels
+    })()
+    await tracker.collectSentinel('sentinel-pending')
+    await waitFor(() => outcome.length === 2, CLOSE_TIMEOUT_MS + 5_000)
+    expect(outcome).toEqual(['ERR_CLOSE_TIMEOUT', 'total 10'])
+    expect(await tracker.collect(labels)).toEqual([])
+  })
 })
 
 /** `promise.then(() => value)`, made where nothing else is in scope. */
 function holdUntilSettled(promise: Promise<unknown>, value: object): void {
-  void promise.then(() => value)
+  promise.then(
+    () => value,
+    () => value,
+  )
 }
 
 describe('a registry dropped while a close is pending releases that close', () => {
-  it('the pending promise, and what its callbacks hold, are collected with the registry', async () => {
+  it('the pending promise, and what its callbacks hold, are collected with the registry once the deadline settled it', async () => {
     const tracker = new Tracker()
     const labels = ((): string[] => {
-      const { registry, labels } = buildRegistry(tracker, 'released', {})
+      const { registry, labels } = buildRegistry(tracker, 'released', { closeTimeoutMs: 200 })
       const session = tracker.track(new LinkedSession('released:never', { kind: 'never' }), 'released:never')
       registry.register('pending-client', session)
       const promise = tracker.track(registry.unregister('released:never'), 'released:promise')
@@ -392,6 +483,9 @@ describe('a registry dropped while a close is pending releases that close', () =
       )
       return [...labels, 'released:never', 'released:promise', 'released:held']
     })()
+    await tracker.collectSentinel('sentinel-pending')
+    expect(tracker.collected.has('released:promise'), 'a promise someone may await went before it settled').toBe(false)
+    await sleep(250)
     expect(await tracker.collect(labels)).toEqual([])
   })
 })

@@ -11,11 +11,19 @@
 // and in the core. Ends are reported to the core in batches, once the
 // promise jobs queued so far have run, so closes that end together cross
 // into native code once.
+//
+// A close that runs past its deadline is given up on by one timer, which
+// holds this queue strongly: whoever awaits the close may hold nothing but
+// its promise, and a garbage collection must not take the only way to
+// settle it. While a close that someone awaits is pending, that timer also
+// keeps the process alive, so an awaited `unregister()` or `dispose()`
+// settles before the process can exit; closes nobody awaits (the automatic
+// cleanup's, evictions') never keep it alive.
 
 import { nityError } from './errors'
 import type { CloseHooks } from './close_hooks'
 import { CloseEnd, type NativeRegistry } from './native'
-import { afterPromiseJobs, monotonic, nextTurn, SLICE_MS, type Time } from './time'
+import { afterPromiseJobs, MAX_DELAY_MS, monotonic, nextTurn, SLICE_MS, type Time } from './time'
 import type { NitySessionCloseReason } from './types'
 
 /** Closes started per burst, between looks at the clock and the capacity. */
@@ -33,6 +41,8 @@ export class Batch {
   constructor(
     readonly done: (removed: number) => void,
     open: boolean,
+    /** Someone awaits the batch's promise. */
+    readonly awaited: boolean,
   ) {
     this.open = open
   }
@@ -41,6 +51,8 @@ export class Batch {
 interface Pending {
   /** Its end is known and waits to be reported. */
   ended: boolean
+  /** Someone awaits its end (a caller, an awaited batch, a bystander). */
+  awaited: boolean
   /** The `unregister` that closed the session: rejects with the handle's error. */
   caller?: { resolve: () => void; reject: (error: unknown) => void }
   batch?: Batch
@@ -95,6 +107,10 @@ export class CloseQueue {
   private deadlineTicket: number[] = []
   private deadlineHead = 0
   private deadlineTimer: unknown = undefined
+  /** Whether the deadline timer keeps the process alive. */
+  private deadlineKeepsAlive = false
+  /** Pending closes someone awaits. */
+  private awaitedPending = 0
   /** Ends not reported to the core yet, as columns. */
   private endedTickets: number[] = []
   private endedHow: CloseEnd[] = []
@@ -115,7 +131,7 @@ export class CloseQueue {
    */
   closeNow(ticket: number, handle: unknown): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.pending.set(ticket, { ended: false, caller: { resolve, reject } })
+      this.track(ticket, { ended: false, awaited: true, caller: { resolve, reject } })
       startClose(handle, (fulfilled, value) => this.end(ticket, fulfilled ? CloseEnd.Closed : CloseEnd.Failed, value))
       // A close that settled at once is told at once: its close event comes
       // before `unregister` returns.
@@ -128,6 +144,11 @@ export class CloseQueue {
   whenClosed(ticket: number): Promise<void> {
     const pending = this.pending.get(ticket)
     if (pending === undefined) return Promise.resolve()
+    if (!pending.awaited) {
+      pending.awaited = true
+      this.awaitedPending += 1
+      this.updateKeepAlive()
+    }
     const bystanders = pending.bystanders ?? []
     pending.bystanders = bystanders
     return new Promise<void>((resolve) => {
@@ -135,9 +156,18 @@ export class CloseQueue {
     })
   }
 
-  /** A bulk cleanup's batch; `open` batches take members until `seal`. */
-  batch(done: (removed: number) => void, open: boolean): Batch {
-    return new Batch(done, open)
+  /**
+   * A bulk cleanup's batch; `open` batches take members until `seal`.
+   * `awaited`: someone awaits `done` (a cleanup call's promise), so its
+   * closes keep the process alive until they end or time out.
+   */
+  batch(done: (removed: number) => void, open: boolean, awaited: boolean): Batch {
+    return new Batch(done, open, awaited)
+  }
+
+  private track(ticket: number, pending: Pending): void {
+    this.pending.set(ticket, pending)
+    if (pending.awaited) this.awaitedPending += 1
   }
 
   /**
@@ -150,7 +180,7 @@ export class CloseQueue {
     batch.removed += tickets.length
     for (let i = 0; i < tickets.length; i++) {
       const ticket = tickets[i]!
-      this.pending.set(ticket, { ended: false, batch })
+      this.track(ticket, { ended: false, awaited: batch.awaited, batch })
       this.queue.push({ ticket, handle: handles[i] })
     }
   }
@@ -251,6 +281,7 @@ export class CloseQueue {
       const pending = this.pending.get(ticket)
       if (pending === undefined) continue
       this.pending.delete(ticket)
+      if (pending.awaited) this.awaitedPending -= 1
       const closed = how[i] === CloseEnd.Closed
       const report = reports?.[i]
       if (report !== undefined && report !== null) {
@@ -273,6 +304,7 @@ export class CloseQueue {
       }
       for (const resolve of pending.bystanders ?? []) resolve()
     }
+    this.releaseDeadlineTimer()
     // Ended closes free room under the concurrency bound: refill in this
     // turn while the slice lasts, else in the next.
     if (this.queueHead < this.queue.length && !this.pumpScheduled) {
@@ -286,6 +318,25 @@ export class CloseQueue {
         })
       }
     }
+  }
+
+  /** Once no close is running the deadline timer goes; once none is awaited it stops keeping the process alive. */
+  private releaseDeadlineTimer(): void {
+    if (this.deadlineTimer === undefined) return
+    this.pruneDeadlines()
+    if (this.deadlineHead === this.deadlineTicket.length) {
+      this.time.clearTimer(this.deadlineTimer)
+      this.deadlineTimer = undefined
+    } else {
+      this.updateKeepAlive()
+    }
+  }
+
+  private updateKeepAlive(): void {
+    const keepAlive = this.awaitedPending > 0
+    if (this.deadlineTimer === undefined || keepAlive === this.deadlineKeepsAlive) return
+    this.time.keepAlive(this.deadlineTimer, keepAlive)
+    this.deadlineKeepsAlive = keepAlive
   }
 
   private watchDeadline(ticket: number): void {
@@ -314,23 +365,34 @@ export class CloseQueue {
     }
   }
 
+  /**
+   * Sets the one deadline timer for the earliest close still running, or
+   * clears it when none is. It holds this queue strongly (see the header).
+   */
   private armDeadlines(): void {
     this.pruneDeadlines()
+    if (this.deadlineTimer !== undefined) {
+      this.time.clearTimer(this.deadlineTimer)
+      this.deadlineTimer = undefined
+    }
     if (this.deadlineHead === this.deadlineTicket.length) return
     const at = this.deadlineAt[this.deadlineHead]!
-    const self = new WeakRef(this)
+    const now = this.time.now()
+    // A deadline further away than a timer can wait is reached in steps.
+    const reachable = at - now <= MAX_DELAY_MS
+    const firedFor = reachable ? at : now + MAX_DELAY_MS
+    this.deadlineKeepsAlive = this.awaitedPending > 0
     this.deadlineTimer = this.time.setTimer(
-      () => {
-        const queue = self.deref()
-        if (queue !== undefined) queue.sweepDeadlines()
-      },
-      Math.max(0, at - this.time.now()),
+      () => this.sweepDeadlines(firedFor),
+      reachable ? Math.max(0, at - now) : MAX_DELAY_MS,
+      this.deadlineKeepsAlive,
     )
   }
 
-  private sweepDeadlines(): void {
+  /** Gives up on the closes due by `firedFor`, the time the timer was set for, or by now. */
+  private sweepDeadlines(firedFor: number): void {
     this.deadlineTimer = undefined
-    const now = this.time.now()
+    const now = Math.max(this.time.now(), firedFor)
     while (this.deadlineHead < this.deadlineTicket.length) {
       const at = this.deadlineAt[this.deadlineHead]!
       const ticket = this.deadlineTicket[this.deadlineHead]!

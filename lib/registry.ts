@@ -12,7 +12,7 @@ import { type Admitted, type Limit, NativeRegistry } from './native'
 import { readDuration, readOptions, rejectUnknownKeys, type Options } from './options'
 import { SessionIndex, type Entry } from './session_index'
 import { isRunning, scanStale } from './stale_scan'
-import { afterPromiseJobs, clockTime, systemTime, type Time } from './time'
+import { afterPromiseJobs, registryTime, type Time } from './time'
 import type {
   NityCluster,
   NitySessionCloseReason,
@@ -92,7 +92,7 @@ export class NitySessionRegistry<H extends NitySessionHandle = NitySessionHandle
   constructor(options?: NitySessionRegistryOptions) {
     const read = readOptions(options)
     this.#options = read
-    this.#time = read.clock === undefined ? systemTime : clockTime(read.clock)
+    this.#time = registryTime(read.clock)
     this.#native = new NativeRegistry({
       maxSessions: read.maxSessions,
       maxSessionsPerClient: read.maxSessionsPerClient,
@@ -265,7 +265,7 @@ export class NitySessionRegistry<H extends NitySessionHandle = NitySessionHandle
    */
   cleanupStale(): Promise<number> {
     return new Promise<number>((resolve) => {
-      this.#scan(this.#closes.batch(resolve, true))
+      this.#scan(this.#closes.batch(resolve, true, true))
     })
   }
 
@@ -449,7 +449,13 @@ export class NitySessionRegistry<H extends NitySessionHandle = NitySessionHandle
   #autoCleanupTick(generation: number): void {
     this.#autoTimer = undefined
     if (generation !== this.#autoGeneration) return
-    this.#scan(this.#closes.batch(() => this.#armAutoCleanup(generation), true))
+    // Nobody awaits this run: its closes hold the registry weakly, like its timer.
+    const self = new WeakRef(this)
+    const done = (): void => {
+      const registry = self.deref()
+      if (registry !== undefined) registry.#armAutoCleanup(generation)
+    }
+    this.#scan(this.#closes.batch(done, true, false))
   }
 
   #scan(batch: Batch): void {
@@ -464,7 +470,7 @@ export class NitySessionRegistry<H extends NitySessionHandle = NitySessionHandle
     // close() that registers a new session may be handed one of these slots.
     const handles = Array.from(orders.slots, (slot) => this.#index.take(slot)?.handle)
     return new Promise<number>((resolve) => {
-      const batch = this.#closes.batch(resolve, false)
+      const batch = this.#closes.batch(resolve, false, true)
       this.#closes.enqueue(batch, orders.tickets, handles)
       this.#closes.seal(batch)
       this.#closes.pump()
@@ -535,7 +541,7 @@ export class NitySessionRegistry<H extends NitySessionHandle = NitySessionHandle
       }
       this.#index.add(admitted.slot, id, clientId, session)
       if (admitted.evictedTicket !== undefined && admitted.evictedTicket !== null) {
-        const batch = this.#closes.batch(() => {}, false)
+        const batch = this.#closes.batch(() => {}, false, false)
         this.#closes.enqueue(batch, new Float64Array([admitted.evictedTicket]), [evicted?.handle])
         this.#closes.seal(batch)
         this.#closes.pump()

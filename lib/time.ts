@@ -1,52 +1,92 @@
 // The registry's time. Readings and timers come from its `clock` option, or
 // else from `Date.now()`, `setTimeout` and `clearTimeout` as they are on
-// `globalThis` when used, so that jest's, vitest's and node:test's fake
-// timers drive the registry. Timers never keep the process alive.
+// `globalThis` when used, so that every runner's fake timers drive the
+// registry: jest's modern and legacy ones, vitest's, and node:test's
+// `mock.timers` with or without `Date`.
+//
+// Some fake timers move the timers but not `Date.now()` (jest's legacy
+// timers, node:test without the `Date` API). A registry's reading therefore
+// never runs behind its own timers: once a timer set for `ms` has fired, the
+// registry's time is at least the reading it was set at plus `ms`. Its close
+// deadlines and its automatic cleanup then fire and judge as fake time
+// moves, in every mode, instead of re-arming forever.
 
 import type { NitySessionClock } from './types'
 
-/** Time as the registry uses it. */
+/** Time as one registry uses it. */
 export interface Time {
+  /** Milliseconds; never less than the due time of a timer of this `Time` that has fired. */
   now(): number
-  /** Calls `callback` after `ms` milliseconds; never keeps the process alive. */
-  setTimer(callback: () => void, ms: number): unknown
+  /**
+   * Calls `callback` after `ms` milliseconds, at most `MAX_DELAY_MS` (a
+   * caller that waits longer arms again when it fires). A timer keeps the process
+   * alive only with `keepAlive` (a timer that settles a promise someone may
+   * await); otherwise it is unref'd.
+   */
+  setTimer(callback: () => void, ms: number, keepAlive?: boolean): unknown
+  /** Makes a timer of `setTimer` keep the process alive, or stop keeping it alive. */
+  keepAlive(handle: unknown, keepAlive: boolean): void
   clearTimer(handle: unknown): void
 }
 
-function unref(handle: unknown): unknown {
-  const timer = handle as { unref?: unknown } | null
-  if (timer !== null && typeof timer === 'object' && typeof timer.unref === 'function') {
-    ;(timer as { unref(): void }).unref()
-  }
-  return handle
+/** The longest delay `setTimeout` honours; a longer one fires at once in Node. */
+export const MAX_DELAY_MS = 0x7fff_ffff
+
+/** Calls the timer's `ref()` or `unref()` where it has one (Node's timers; fake ones may not). */
+function setRef(handle: unknown, ref: boolean): void {
+  const timer = handle as { ref?: unknown; unref?: unknown } | null
+  if (timer === null || typeof timer !== 'object') return
+  const method = ref ? timer.ref : timer.unref
+  if (typeof method === 'function') method.call(timer)
 }
 
-/** The system's time, looked up on `globalThis` at every use. */
-export const systemTime: Time = {
-  now: () => globalThis.Date.now(),
-  setTimer: (callback, ms) => unref(globalThis.setTimeout(callback, ms)),
-  clearTimer: (handle) => globalThis.clearTimeout(handle as Parameters<typeof clearTimeout>[0]),
+/** A reading of the `clock` option; one that throws or is not a finite number is replaced by `Date.now()`. */
+function clockReading(clock: NitySessionClock): () => number {
+  return () => {
+    try {
+      const now: unknown = clock.now()
+      if (typeof now === 'number' && Number.isFinite(now)) return now
+    } catch {
+      // Fall through to the system clock.
+    }
+    return globalThis.Date.now()
+  }
 }
 
 /**
- * The time of a `clock` option; its methods are called as methods. A
- * `now()` that throws or answers something other than a finite number is
- * replaced by the system's reading, so a broken clock cannot break the
- * registry's bookkeeping.
+ * One registry's time, on its `clock` option or the system's (looked up on
+ * `globalThis` at every use). Its methods of `clock` are called as methods.
  */
-export function clockTime(clock: NitySessionClock): Time {
+export function registryTime(clock: NitySessionClock | undefined): Time {
+  const read = clock === undefined ? () => globalThis.Date.now() : clockReading(clock)
+  const schedule =
+    clock === undefined
+      ? (callback: () => void, ms: number): unknown => globalThis.setTimeout(callback, ms)
+      : (callback: () => void, ms: number): unknown => clock.setTimeout(callback, ms)
+  const cancel =
+    clock === undefined
+      ? (handle: unknown): void => globalThis.clearTimeout(handle as Parameters<typeof clearTimeout>[0])
+      : (handle: unknown): void => clock.clearTimeout(handle)
+  /** The latest due time of a fired timer. */
+  let floor = -Infinity
+  const now = (): number => {
+    const reading = read()
+    return reading > floor ? reading : floor
+  }
   return {
-    now: () => {
-      try {
-        const now: unknown = clock.now()
-        if (typeof now === 'number' && Number.isFinite(now)) return now
-      } catch {
-        // Fall through to the system clock.
-      }
-      return globalThis.Date.now()
+    now,
+    setTimer(callback, ms, keepAlive = false) {
+      const delay = Math.min(Math.max(0, ms), MAX_DELAY_MS)
+      const due = now() + delay
+      const handle = schedule(() => {
+        if (due > floor) floor = due
+        callback()
+      }, delay)
+      if (!keepAlive) setRef(handle, false)
+      return handle
     },
-    setTimer: (callback, ms) => unref(clock.setTimeout(callback, ms)),
-    clearTimer: (handle) => clock.clearTimeout(handle),
+    keepAlive: setRef,
+    clearTimer: cancel,
   }
 }
 

@@ -15,6 +15,12 @@ import { FakeSession } from './sessions'
 export interface FakeTimerRunner {
   /** How the runner's fake timers are turned on, for test names. */
   name: string
+  /**
+   * Whether these fake timers fake `Date.now()` too. jest's legacy timers
+   * and timers faked without `Date` do not: the registry's time then moves
+   * with its own timers only (see lib/time.ts).
+   */
+  fakesDate: boolean
   describe: typeof Describe
   it: typeof It
   expect: typeof Expect
@@ -102,8 +108,26 @@ export function fakeTimerScenarios(runner: FakeTimerRunner): void {
     runner.useRealTimers()
   })
 
+  /** Tests for timers that fake `Date.now()` too, and for those that do not. */
+  const withFakeDate = runner.fakesDate ? it : it.skip
+  const withFrozenDate = runner.fakesDate ? it.skip : it
+
   describe(`${runner.name} drives the registry without the clock option`, () => {
-    it("the registry's time is Date.now(): registeredAt and lastActivityAt are fake time", async () => {
+    withFrozenDate("Date.now() is not faked: the registry's time still moves as its own timers fire", async () => {
+      const { registry } = setUp({ cleanupIntervalMs: 1_000 })
+      registry.register('c', new CountingSession('s1'))
+      const { registeredAt } = registry.getSessionInfo('s1')!
+      await advance(2_500) // the automatic cleanup ran at 1 s and 2 s
+      expect(registry.touch('s1')).toBe(true)
+      const { lastActivityAt } = registry.getSessionInfo('s1')!
+      // Two runs' intervals, less the moment between arming the first and registering.
+      expect(lastActivityAt - registeredAt).toBeGreaterThan(1_900)
+      // Far less than the next run away: the timers, not the real clock, moved it.
+      expect(lastActivityAt - registeredAt).toBeLessThan(3_000)
+      await finish(registry.dispose())
+    })
+
+    withFakeDate("the registry's time is Date.now(): registeredAt and lastActivityAt are fake time", async () => {
       const { registry } = setUp({})
       registry.register('c', new CountingSession('s1'))
       expect(registry.getSessionInfo('s1')).toMatchObject({ registeredAt: T0, lastActivityAt: T0 })
@@ -222,7 +246,7 @@ export function fakeTimerScenarios(runner: FakeTimerRunner): void {
       const registry = new NitySessionRegistry<CountingSession>({ closeTimeoutMs: 1_000 })
       runner.useFakeTimers(T0)
       registry.register('c', new CountingSession('stuck', { kind: 'never' }))
-      expect(registry.getSessionInfo('stuck')).toMatchObject({ registeredAt: T0 })
+      if (runner.fakesDate) expect(registry.getSessionInfo('stuck')).toMatchObject({ registeredAt: T0 })
       const closing = track(registry.unregister('stuck'))
       await advance(1_000)
       expect(closing.rejected).toBe(true)

@@ -5,6 +5,7 @@ import { type FakeTimerRunner, fakeTimerScenarios } from '../helpers/fake-timer-
 
 fakeTimerScenarios({
   name: 'jest.useFakeTimers()',
+  fakesDate: true,
   describe: describe as unknown as FakeTimerRunner['describe'],
   it: it as unknown as FakeTimerRunner['it'],
   expect: expect as unknown as FakeTimerRunner['expect'],
