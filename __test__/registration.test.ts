@@ -8,14 +8,14 @@ describe('new NitySessionRegistry()', () => {
     expect(registry.getStats()).toEqual({ totalSessions: 0, activeClients: 0, sessionsByClient: {} })
   })
 
-  it('accepts an options object, undefined or null', () => {
+  it('accepts an options object or undefined', () => {
     expect(() => new NitySessionRegistry({})).not.toThrow()
     expect(() => new NitySessionRegistry(undefined)).not.toThrow()
-    expect(() => new NitySessionRegistry(null as never)).not.toThrow()
+    expect(() => new NitySessionRegistry()).not.toThrow()
   })
 
-  it('rejects options that are not an object with a TypeError', () => {
-    for (const bad of [1, 'x', true]) {
+  it('rejects options that are not an object (null and arrays included) with a TypeError', () => {
+    for (const bad of [1, 'x', true, null, [], [{ maxSessions: 1 }]]) {
       const error = catchError(() => new NitySessionRegistry(bad as never))
       expect(error).toBeInstanceOf(TypeError)
       expect(error).toMatchObject({ code: 'ERR_INVALID_OPTIONS' })

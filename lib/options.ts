@@ -2,7 +2,6 @@
 // wrong or unknown one is a TypeError that names it, and no registry is made.
 
 import { describe, nityError, type NityError } from './errors'
-import { hostname } from 'node:os'
 import type { NityClusterOptions, NitySessionClock, NitySessionClosedEvent, NitySessionRegistryOptions } from './types'
 
 /** The default close deadline. */
@@ -126,8 +125,10 @@ export function readOptions(options: unknown): Options {
     clock: undefined,
     cluster: undefined,
   }
-  if (options === undefined || options === null) return read
-  if (typeof options !== 'object') throw invalid(`options must be an object, got ${describe(options)}`)
+  if (options === undefined) return read
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw invalid(`options must be an object (or left out), got ${describe(options)}`)
+  }
   rejectUnknownKeys(options, KNOWN, 'option', invalid)
   const given = options as Record<keyof NitySessionRegistryOptions, unknown>
   if (given.onSessionClosed !== undefined) {
@@ -177,6 +178,9 @@ export interface ClusterSettings {
 }
 
 function defaultNodeId(): string {
+  // Required here, not at load: an ES module bundle without require() must
+  // get as far as the loader's clear error (lib/platforms.ts).
+  const { hostname } = require('node:os') as typeof import('node:os')
   const suffix = Math.random().toString(16).slice(2, 8)
   return `${hostname()}-${process.pid}-${suffix}`
 }
@@ -184,7 +188,7 @@ function defaultNodeId(): string {
 /** Reads and checks the `cluster` option; `undefined` when absent. */
 export function readCluster(value: unknown): ClusterSettings | undefined {
   if (value === undefined) return undefined
-  if (value === null || typeof value !== 'object') {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw invalid(`options.cluster must be an object, got ${describe(value)}`)
   }
   rejectUnknownKeys(value, CLUSTER_KEYS, 'cluster option', invalid)
