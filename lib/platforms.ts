@@ -1,9 +1,8 @@
 // Which platform this process runs on, which ones the package ships a binary
 // for, and the error to throw when the binary for this one did not load.
-// Only the loader's failure path uses it.
-
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
+// Only the loader's failure path uses it, so it requires Node's modules only
+// there: in an ES module bundle without `require()` it must still load and
+// say what is wrong.
 
 const PACKAGE = 'nity-session-registry'
 
@@ -65,6 +64,8 @@ export function describePlatform(): string {
 }
 
 function binaryCandidates(name: string): string[] {
+  const { existsSync } = require('node:fs') as typeof import('node:fs')
+  const { join } = require('node:path') as typeof import('node:path')
   const candidates = [join(__dirname, '..', `${PACKAGE}.${name}.node`)]
   try {
     candidates.push(require.resolve(`${PACKAGE}-${name}`))
@@ -89,13 +90,46 @@ const BUILD_FROM_SOURCE =
   'run `npm ci && npm run build` there, and set NAPI_RS_NATIVE_LIBRARY_PATH to the .node file it wrote ' +
   'before loading nity-session-registry.'
 
+/** The first line of a loader message (Node appends the require stack to "Cannot find module"). */
+function firstLine(message: string): string {
+  return message.split('\n', 1)[0]!
+}
+
 /** The error to throw when the generated loader could not load a binary; `error` is what it threw. */
 export function loadFailure(error: unknown): Error {
+  const causes = causeMessages(error)
+  const dynamicRequire = [(error as { message?: unknown } | null)?.message, ...causes].find(
+    (m): m is string => typeof m === 'string' && m.startsWith('Dynamic require of'),
+  )
+  if (dynamicRequire !== undefined) {
+    // An ES module bundle (esbuild --format=esm) has no `require()`; the
+    // loader's requires of Node's modules and of the binary fail so.
+    const failure = new Error(
+      `${PACKAGE} was bundled into an ES module that has no require(), which loading its binary needs ` +
+        `(${firstLine(dynamicRequire)}). Give the bundle one: esbuild --banner:js="import { createRequire } ` +
+        `from 'node:module'; const require = createRequire(import.meta.url);" (or keep the package out of ` +
+        'the bundle: --external:nity-session-registry).',
+      { cause: error },
+    ) as Error & { code: string }
+    failure.code = 'ERR_NATIVE_BINDING_LOAD_FAILED'
+    return failure
+  }
   const supported = supportedPlatforms()
   const name = platformName(currentPlatform())
+  const override = process.env.NAPI_RS_NATIVE_LIBRARY_PATH
   let message: string
   let code: string
-  if (!supported.includes(name)) {
+  if (override) {
+    // The loader tried the override alone (and then its WebAssembly
+    // fallbacks, which this package does not ship): its reason is the one.
+    code = 'ERR_NATIVE_BINDING_LOAD_FAILED'
+    const reasons = causes.filter((m) => m.includes(override) || !m.startsWith('Cannot find')).map(firstLine)
+    message =
+      `${PACKAGE}: NAPI_RS_NATIVE_LIBRARY_PATH is set to '${override}', and that file did not load` +
+      (reasons.length > 0 ? `: ${reasons.join('; ')}.` : '.') +
+      ` Point it at the .node file \`npm run build\` wrote for ${describePlatform()}, ` +
+      'or unset it to load the binary installed with the package.'
+  } else if (!supported.includes(name)) {
     code = 'ERR_UNSUPPORTED_PLATFORM'
     message =
       `${PACKAGE} has no native binary for this platform: ${describePlatform()}. ` +
@@ -110,7 +144,7 @@ export function loadFailure(error: unknown): Error {
         'and on the machine that runs the code (a lockfile or node_modules made on another platform lacks it).'
     } else {
       code = 'ERR_NATIVE_BINDING_LOAD_FAILED'
-      const reasons = causeMessages(error).filter((m) => !m.startsWith('Cannot find module'))
+      const reasons = causes.filter((m) => !m.startsWith('Cannot find module'))
       message =
         `${PACKAGE}: the binary for ${describePlatform()} (${found[0]}) did not load` +
         (reasons.length > 0 ? `: ${reasons.join('; ')}` : '.') +

@@ -36,14 +36,15 @@ describe('bundling an extension that uses the registry with esbuild', () => {
     if (work) rmSync(work, { recursive: true, force: true })
   })
 
-  function bundle(outdir: string, flags: string[]): void {
+  function bundle(outdir: string, flags: string[], format: 'cjs' | 'esm' = 'cjs'): void {
     const result = spawnSync(
       esbuild,
       [
         'extension.ts',
         '--bundle',
         '--platform=node',
-        '--format=cjs',
+        `--format=${format}`,
+        ...(format === 'esm' ? ['--out-extension:.js=.mjs'] : []),
         `--outdir=${outdir}`,
         '--log-level=error',
         ...flags,
@@ -55,14 +56,15 @@ describe('bundling an extension that uses the registry with esbuild', () => {
   }
 
   /** Runs the bundle from a directory of its own, away from the project's node_modules unless `from` is given. */
-  function run(bundleDir: string, from?: string): Outcome {
+  function run(bundleDir: string, from?: string, format: 'cjs' | 'esm' = 'cjs'): Outcome {
     let dir = bundleDir
     if (from === undefined) {
       dir = join(work, `shipped-${readdirSync(work).length}`)
       mkdirSync(dir)
       cpSync(bundleDir, dir, { recursive: true })
     }
-    const out = execFileSync(process.execPath, [join(fixtures, 'run-bundle.cjs'), join(dir, 'extension.js')], {
+    const [runner, entry] = format === 'esm' ? ['run-bundle.mjs', 'extension.mjs'] : ['run-bundle.cjs', 'extension.js']
+    const out = execFileSync(process.execPath, [join(fixtures, runner), join(dir, entry)], {
       cwd: dir,
       encoding: 'utf8',
       timeout: 30_000,
@@ -94,5 +96,35 @@ describe('bundling an extension that uses the registry with esbuild', () => {
     expect(outcome.message).toContain(host.name)
     expect(outcome.message).toContain('--external:nity-session-registry')
     expect(outcome.message).toContain('--loader:.node=copy')
+  })
+
+  describe('as an ES module (--format=esm)', () => {
+    /** The README's banner: an ES module bundle gets the require() the package's loader needs. */
+    const banner =
+      "--banner:js=import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);"
+
+    it('runs with --loader:.node=copy and the createRequire banner, shipped alone', () => {
+      const outdir = join(work, 'out-esm-copy')
+      bundle(outdir, ['--loader:.node=copy', banner], 'esm')
+      expect(readdirSync(outdir).filter((f) => f.endsWith('.node'))).toHaveLength(1)
+      expect(run(outdir, undefined, 'esm')).toEqual(works)
+    })
+
+    it('runs with --external:nity-session-registry, the package imported from node_modules', () => {
+      const outdir = join(app, 'out-esm-external')
+      bundle(outdir, ['--external:nity-session-registry'], 'esm')
+      expect(run(outdir, app, 'esm')).toEqual(works)
+    })
+
+    it('without the banner, says that the bundle lacks require() and how to give it one', () => {
+      const outdir = join(work, 'out-esm-no-banner')
+      bundle(outdir, ['--loader:.node=copy'], 'esm')
+      const outcome = run(outdir, undefined, 'esm')
+      expect(outcome.ok).toBe(false)
+      expect(outcome.code).toBe('ERR_NATIVE_BINDING_LOAD_FAILED')
+      expect(outcome.message).toContain('bundled into an ES module that has no require()')
+      expect(outcome.message).toContain('createRequire(import.meta.url)')
+      expect(outcome.message).toContain('--external:nity-session-registry')
+    })
   })
 })

@@ -86,4 +86,38 @@ describe('loading on a platform without a binary', () => {
     // The operating system's own reason follows the path of the binary.
     expect(outcome.message).toMatch(new RegExp(`${broken.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&')}\\) did not load: \\S`))
   })
+
+  describe('with NAPI_RS_NATIVE_LIBRARY_PATH set to a file that does not load', () => {
+    it('names the variable, its value and the real reason when the file is missing', () => {
+      const missing = join(tmpdir(), 'nity-no-such-binary.node')
+      const outcome = load(process.platform, process.arch, { env: { NAPI_RS_NATIVE_LIBRARY_PATH: missing } })
+      expect(outcome).toMatchObject({ loaded: false, isError: true, code: 'ERR_NATIVE_BINDING_LOAD_FAILED' })
+      expect(outcome.message).toContain(`NAPI_RS_NATIVE_LIBRARY_PATH is set to '${missing}'`)
+      expect(outcome.message).toContain(`Cannot find module '${missing}'`)
+      expect(outcome.message).not.toContain('Require stack')
+      expect(outcome.message).not.toContain('wasi')
+      // The installed binary is fine; it is not blamed.
+      expect(outcome.message).not.toContain(host.binary)
+    })
+
+    it("gives the loader's reason for a file that is not a binary", () => {
+      const dir = mkdtempSync(join(tmpdir(), 'nity-bad-override-'))
+      temporary.push(dir)
+      const bad = join(dir, 'bad.node')
+      writeFileSync(bad, 'not a shared library')
+      const outcome = load(process.platform, process.arch, { env: { NAPI_RS_NATIVE_LIBRARY_PATH: bad } })
+      expect(outcome.code).toBe('ERR_NATIVE_BINDING_LOAD_FAILED')
+      expect(outcome.message).toMatch(
+        new RegExp(`that file did not load: ${bad.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&')}: \\S`),
+      )
+    })
+
+    it('on an unsupported platform does not advise setting the variable that is already set', () => {
+      const missing = join(tmpdir(), 'nity-no-such-binary.node')
+      const outcome = load('freebsd', 'x64', { env: { NAPI_RS_NATIVE_LIBRARY_PATH: missing } })
+      expect(outcome.code).toBe('ERR_NATIVE_BINDING_LOAD_FAILED')
+      expect(outcome.message).toContain(`NAPI_RS_NATIVE_LIBRARY_PATH is set to '${missing}'`)
+      expect(outcome.message).not.toContain('set NAPI_RS_NATIVE_LIBRARY_PATH')
+    })
+  })
 })
