@@ -270,7 +270,7 @@ describe('loading the addon in several threads', () => {
       const [message] = run.messages
       expect(message.error).toBeUndefined()
       expect(message.index).toBe(index)
-      expect(message.exports).toEqual(['NitySessionRegistry'])
+      expect(message.exports).toEqual(['NitySessionRegistry', 'isNityError'])
       // Within a thread, both ways of loading give the one module instance.
       expect(message.sameModule).toBe(true)
       expect(message.sameClass).toBe(true)

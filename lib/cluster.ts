@@ -15,7 +15,7 @@ import type {
   NityClusterSessionInfo,
   NityClusterStats,
   NityNodeDownEvent,
-  NitySessionHandle,
+  NitySessionLike,
 } from './types'
 
 /** What the cluster needs of its registry. */
@@ -60,7 +60,7 @@ function counts(pairs: Array<{ name: string; value: number }>): Record<string, n
   return out
 }
 
-export class Cluster<H extends NitySessionHandle> implements NityCluster<H> {
+export class Cluster<H extends NitySessionLike> implements NityCluster<H> {
   readonly nodeId: string
   readonly #native: NativeCluster
   readonly #settings: ClusterSettings

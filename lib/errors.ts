@@ -42,8 +42,11 @@ export type NityErrorCode = keyof typeof KINDS
 /** Every code, for documentation and tests. */
 export const ERROR_CODES = Object.keys(KINDS) as NityErrorCode[]
 
-/** An error of the registry: a `TypeError` or `Error` with its `code`. */
-export type NityError = (TypeError | Error) & { code: NityErrorCode }
+/**
+ * An error of the registry: a `TypeError` (bad input) or an `Error` (a
+ * refusal) with its stable `code`.
+ */
+export type NityError<C extends NityErrorCode = NityErrorCode> = Error & { code: C }
 
 /** Makes the error for `code`, in this realm. */
 export function nityError(code: NityErrorCode, message: string): NityError {
@@ -54,6 +57,19 @@ export function nityError(code: NityErrorCode, message: string): NityError {
 
 function isCode(code: unknown): code is NityErrorCode {
   return typeof code === 'string' && Object.hasOwn(KINDS, code)
+}
+
+/**
+ * Whether `value` is an error of the registry (of any realm: errors made in
+ * a jest or vm context count too), optionally with this `code`:
+ * `if (isNityError(error, 'ERR_CLOSE_TIMEOUT')) …`.
+ */
+export function isNityError<C extends NityErrorCode = NityErrorCode>(value: unknown, code?: C): value is NityError<C> {
+  if (typeof value !== 'object' || value === null) return false
+  const { code: found, message } = value as { code?: unknown; message?: unknown }
+  if (typeof message !== 'string' || !isCode(found)) return false
+  if (code !== undefined && found !== code) return false
+  return value instanceof Error || Object.prototype.toString.call(value) === '[object Error]'
 }
 
 /**

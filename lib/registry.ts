@@ -18,6 +18,7 @@ import type {
   NitySessionCloseReason,
   NitySessionClosedEvent,
   NitySessionHandle,
+  NitySessionLike,
   NitySessionInfo,
   NitySessionListOptions,
   NitySessionPage,
@@ -69,7 +70,7 @@ function call<T>(run: () => T): T {
  * runs, so racing calls close it exactly once, and a `close()` that throws,
  * rejects or calls back into the registry never leaves it behind.
  */
-export class NitySessionRegistry<H extends NitySessionHandle = NitySessionHandle> {
+export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> {
   readonly #native: NativeRegistry
   readonly #index: SessionIndex<H>
   readonly #time: Time

@@ -23,12 +23,26 @@ export interface NityTaskResult {
 }
 
 /**
- * A session as the registry sees it. Sessions created by the Bridge SDK's
- * `createNitySession` fit this type; so does any object with these members.
- * `close()` and `getHealth()` are called as methods of the handle.
+ * What the registry needs of a session: an `id` and a `close()` method.
+ * `getHealth()` (for `cleanupStale`) and `isRunning()` (for the idle timeout
+ * and eviction) are used when present: a session without `getHealth` is
+ * never stale, and one without `isRunning` counts as running. Methods are
+ * called as methods of the handle, so class instances that use `this` work.
  */
-export interface NitySessionHandle {
+export interface NitySessionLike {
   readonly id: string
+  close(): unknown
+  getHealth?(): NitySessionHealth
+  isRunning?(): boolean
+}
+
+/**
+ * A session of the Bridge SDK, as the documentation types it: sessions
+ * created by `createNitySession` fit this type; so does any object with
+ * these members. A registry holds `NitySessionHandle`s unless told another
+ * handle type (`new NitySessionRegistry<MySession>()`, any `NitySessionLike`).
+ */
+export interface NitySessionHandle extends NitySessionLike {
   close(): Promise<void> | void
   getHealth(): NitySessionHealth
   isRunning(): boolean
@@ -103,11 +117,11 @@ export interface NitySessionInfo {
 /** `list()`'s options. */
 export interface NitySessionListOptions {
   /** Only this client's sessions. */
-  clientId?: string
+  clientId?: string | undefined
   /** Rows per page (default 100). */
-  limit?: number
+  limit?: number | undefined
   /** The `next` cursor of the previous page. */
-  after?: string
+  after?: string | undefined
 }
 
 /** One page of `list()`, in registration order. */
@@ -141,40 +155,40 @@ export interface NitySessionRegistryMetrics {
  */
 export interface NitySessionRegistryOptions {
   /** A listener for every close, as if passed to `onSessionClosed`. */
-  onSessionClosed?: (event: NitySessionClosedEvent) => void
+  onSessionClosed?: ((event: NitySessionClosedEvent) => void) | undefined
   /**
    * Run the stale cleanup automatically, this many milliseconds after the
    * previous run finished (see `startAutoCleanup`). Never keeps the process
    * alive.
    */
-  cleanupIntervalMs?: number
+  cleanupIntervalMs?: number | undefined
   /**
    * Sessions inactive for longer than this many milliseconds, and whose
    * `isRunning()` returns `false`, are closed by the stale cleanup with
    * reason `'idle'`.
    */
-  idleTimeoutMs?: number
+  idleTimeoutMs?: number | undefined
   /**
    * How long a `close()` may take before the registry gives up on it and
    * reports it as timed out (default 10,000 ms).
    */
-  closeTimeoutMs?: number
+  closeTimeoutMs?: number | undefined
   /** Most closes bulk cleanups run at once (default 64). */
-  maxConcurrentCloses?: number
+  maxConcurrentCloses?: number | undefined
   /** Most sessions the registry holds; `register` beyond it throws `ERR_SESSION_LIMIT`. */
-  maxSessions?: number
+  maxSessions?: number | undefined
   /** Most sessions one client holds; beyond it `register` throws `ERR_CLIENT_SESSION_LIMIT`. */
-  maxSessionsPerClient?: number
+  maxSessionsPerClient?: number | undefined
   /**
    * When a limit is reached, close the least recently active session whose
    * `isRunning()` returns `false` (of that client, or of the whole registry)
    * with reason `'evicted'` to make room, instead of throwing.
    */
-  evictIdle?: boolean
+  evictIdle?: boolean | undefined
   /** The registry's clock (default: the system clock). */
-  clock?: NitySessionClock
+  clock?: NitySessionClock | undefined
   /** Join a fleet of registries through Redis (see `NityClusterOptions`); `registry.cluster` is then set. */
-  cluster?: NityClusterOptions
+  cluster?: NityClusterOptions | undefined
 }
 
 /** The `cluster` option: join a fleet of registries sharing one view of their sessions through Redis. */
@@ -182,15 +196,15 @@ export interface NityClusterOptions {
   /** `redis://` or `rediss://` (TLS); `user:password@` for ACL users; a database number as the path. */
   redis: string
   /** Registries see each other only within one namespace (default `'nity'`). 1 to 64 of `A-Z a-z 0-9 _ . -`. */
-  namespace?: string
+  namespace?: string | undefined
   /** This node's id (default: the host name, the process id and a random suffix). */
-  nodeId?: string
+  nodeId?: string | undefined
   /** A node silent this long is dead and its records go (default 3000 ms). */
-  leaseMs?: number
+  leaseMs?: number | undefined
   /** Remote requests not answered by then reject with `ERR_CLUSTER_TIMEOUT` (default 2000 ms). */
-  requestTimeoutMs?: number
+  requestTimeoutMs?: number | undefined
   /** The most sessions one client may hold fleet-wide through `cluster.register` (default: no limit). */
-  maxSessionsPerClient?: number
+  maxSessionsPerClient?: number | undefined
 }
 
 /** A session as the fleet-wide directory records it. */
@@ -226,7 +240,7 @@ export interface NityNodeDownEvent {
 }
 
 /** `registry.cluster`: the fleet-wide view. Every call is async; the documented calls stay local. */
-export interface NityCluster<H extends NitySessionHandle = NitySessionHandle> {
+export interface NityCluster<H extends NitySessionLike = NitySessionHandle> {
   readonly nodeId: string
   /** Resolves once connected and announced; rejects with `ERR_CLUSTER_UNAVAILABLE`. */
   ready(): Promise<void>

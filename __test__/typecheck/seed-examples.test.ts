@@ -1,33 +1,26 @@
 import { describe, expect, it } from 'vitest'
 import { readdirSync } from 'node:fs'
-import { join, resolve } from 'node:path'
-import ts from 'typescript'
+import { join } from 'node:path'
+import { Compilation } from './compiler'
 
 const here = __dirname
 const fixtures = join(here, 'fixtures')
-const packageRoot = resolve(here, '..', '..')
 
-/** Compiles one file, alone with the seed environment, under `--strict`. */
-function diagnostics(file: string): string[] {
-  const options: ts.CompilerOptions = {
-    strict: true,
-    noEmit: true,
-    target: ts.ScriptTarget.ES2022,
-    module: ts.ModuleKind.ES2022,
-    moduleResolution: ts.ModuleResolutionKind.Bundler,
-    moduleDetection: ts.ModuleDetectionKind.Force,
-    types: ['node'],
-    typeRoots: [join(packageRoot, 'node_modules', '@types')],
-    paths: { 'nity-session-registry': [join(packageRoot, 'index.d.ts')] },
-    skipLibCheck: false,
+const env = [join(fixtures, 'seed-env.d.ts')]
+const fixtureFiles = readdirSync(fixtures)
+  .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
+  .map((f) => join(fixtures, f))
+let strict: Compilation | undefined
+let exactOptional: Compilation | undefined
+
+/** What `tsc --strict` (and `extra`) reports about one fixture, compiled with the seed environment. */
+function diagnostics(file: string, extra: { exactOptionalPropertyTypes?: true } = {}): string[] {
+  if (extra.exactOptionalPropertyTypes) {
+    exactOptional ??= new Compilation(fixtureFiles, env, { exactOptionalPropertyTypes: true })
+    return exactOptional.diagnostics(join(fixtures, file))
   }
-  const program = ts.createProgram([join(fixtures, file), join(fixtures, 'seed-env.d.ts')], options)
-  return ts.getPreEmitDiagnostics(program).map((d) => {
-    const where = d.file
-      ? `${d.file.fileName.slice(packageRoot.length + 1)}:${d.file.getLineAndCharacterOfPosition(d.start ?? 0).line + 1}`
-      : ''
-    return `${where} ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`
-  })
+  strict ??= new Compilation(fixtureFiles, env)
+  return strict.diagnostics(join(fixtures, file))
 }
 
 /** The seed document's examples, copied character for character. */
@@ -39,10 +32,13 @@ const seedExamples = [
   'single-client.ts',
 ]
 
+/** Our own type guarantees, beyond the seed document. */
+const ownExamples = ['generic-handles.ts', 'minimal-handles.ts', 'cluster-types.ts', 'exact-optional.ts', 'errors.ts']
+
 describe('index.d.ts against the documented API', () => {
   it('has a fixture for every seed example and nothing unaccounted for', () => {
     const files = readdirSync(fixtures).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
-    expect(files.sort()).toEqual([...seedExamples, 'deliberate-error.ts', 'generic-handles.ts'].sort())
+    expect(files.sort()).toEqual([...seedExamples, ...ownExamples, 'deliberate-error.ts'].sort())
   })
 
   it.each(seedExamples)('compiles the seed example %s unchanged under --strict', (file) => {
@@ -51,6 +47,27 @@ describe('index.d.ts against the documented API', () => {
 
   it('keeps richer handle types through the generic parameter', () => {
     expect(diagnostics('generic-handles.ts')).toEqual([])
+  })
+
+  it('asks of a handle only id and close(); getHealth and isRunning are optional', () => {
+    expect(diagnostics('minimal-handles.ts')).toEqual([])
+  })
+
+  it('types registry.cluster by the options: NityCluster with the cluster option, undefined without', () => {
+    expect(diagnostics('cluster-types.ts')).toEqual([])
+  })
+
+  it('takes an explicit undefined for every optional option under exactOptionalPropertyTypes', () => {
+    expect(diagnostics('exact-optional.ts', { exactOptionalPropertyTypes: true })).toEqual([])
+  })
+
+  it('narrows errors with isNityError, to one code when asked', () => {
+    expect(diagnostics('errors.ts')).toEqual([])
+  })
+
+  it("the package's own declaration files have no type errors", () => {
+    strict ??= new Compilation(fixtureFiles, env)
+    expect(strict.packageDiagnostics()).toEqual([])
   })
 
   it('reports real type errors (the harness is not vacuous)', () => {
