@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { hostPlatform } from './platform'
@@ -12,18 +12,22 @@ export interface Packed {
 }
 
 /**
- * Packs the package with `npm run pack`'s script and installs the main
+ * Packs the working tree with `npm run pack`'s script and installs the main
  * tarball and this platform's into a new project under `work`, as a user
  * would: from the files alone, with an empty npm cache and no network.
  * Returns the tarballs and the project's directory.
+ *
+ * The tarballs go to `work/tarballs`, not to release/: test files run at the
+ * same time, and each pack empties its output folder of old tarballs first.
  */
 export function installPacked(work: string): { packed: Packed; app: string } {
-  const out = execFileSync(process.execPath, [join(root, 'scripts', 'pack.mjs'), '--out', join(work, 'tarballs')], {
+  const pack = spawnSync(process.execPath, [join(root, 'scripts', 'pack.mjs'), '--out', join(work, 'tarballs')], {
     cwd: root,
     encoding: 'utf8',
     timeout: 120_000,
   })
-  const packed = JSON.parse(out.trim().split('\n').pop()!) as Packed
+  if (pack.status !== 0) throw new Error(`scripts/pack.mjs failed:\n${pack.stderr}`)
+  const packed = JSON.parse(pack.stdout.trim().split('\n').pop()!) as Packed
   const platform = packed.platforms[hostPlatform().name]
   if (platform === undefined) throw new Error(`npm run pack made no package for ${hostPlatform().name}: build first`)
 
@@ -38,6 +42,7 @@ export function installPacked(work: string): { packed: Packed; app: string } {
       cwd: app,
       encoding: 'utf8',
       timeout: 120_000,
+      shell: process.platform === 'win32',
     },
   )
   if (npm.status !== 0) throw new Error(`npm install of the tarballs failed:\n${npm.stderr}`)

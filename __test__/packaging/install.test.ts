@@ -38,12 +38,26 @@ describe('the packed package, installed into a fresh project', () => {
     if (work) rmSync(work, { recursive: true, force: true })
   })
 
-  it('the main tarball holds the JS entry and surface, their types, the loader, README and LICENSE, and no binary', () => {
+  it('the main tarball holds the entry, the surface with its types, maps and sources, the loader, the docs, and no binary', () => {
+    // The declaration maps point into lib/*.ts, so an editor's go-to-definition lands in the source.
     const surface = readdirSync(join(root, 'lib'))
       .filter((file) => file.endsWith('.ts'))
-      .flatMap((file) => [`dist/${file.replace(/\.ts$/, '.js')}`, `dist/${file.replace(/\.ts$/, '.d.ts')}`])
+      .flatMap((file) => {
+        const name = file.replace(/\.ts$/, '')
+        return [`lib/${file}`, `dist/${name}.js`, `dist/${name}.d.ts`, `dist/${name}.d.ts.map`]
+      })
     expect(listTarball(packed.main)).toEqual(
-      ['LICENSE', 'README.md', 'index.d.ts', 'index.js', 'native.d.ts', 'native.js', 'package.json', ...surface].sort(),
+      [
+        'CHANGELOG.md',
+        'LICENSE',
+        'README.md',
+        'index.d.ts',
+        'index.js',
+        'native.d.ts',
+        'native.js',
+        'package.json',
+        ...surface,
+      ].sort(),
     )
   })
 
@@ -72,7 +86,7 @@ describe('the packed package, installed into a fresh project', () => {
 
   it('works with require(), exporting only the API, with the binary from the platform package', () => {
     expect(node(['use.cjs', host.name], app)).toEqual({
-      exports: ['NitySessionRegistry'],
+      exports: ['NitySessionRegistry', 'isNityError'],
       count: 1,
       closed: 1,
       binary: join(app, 'node_modules', `nity-session-registry-${host.name}`, host.binary),
@@ -82,7 +96,7 @@ describe('the packed package, installed into a fresh project', () => {
   it('works with import: named, namespace and default', () => {
     expect(node(['use.mjs'], app)).toEqual({
       named: 'function',
-      namespace: ['NitySessionRegistry', 'default'],
+      namespace: ['NitySessionRegistry', 'default', 'isNityError'],
       same: true,
       total: 1,
     })
