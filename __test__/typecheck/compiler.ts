@@ -7,16 +7,16 @@ import ts from 'typescript'
 
 const packageRoot = resolve(__dirname, '..', '..')
 
-/** Options of a consumer's project: strict, ES modules, the package resolved to its index.d.ts. */
+/** Options of a consumer's project: strict, ES modules unless `extra` says otherwise, the package resolved to its index.d.ts. */
 function consumerOptions(extra: ts.CompilerOptions): ts.CompilerOptions {
   return {
-    ...extra,
     strict: true,
     noEmit: true,
     target: ts.ScriptTarget.ES2022,
     module: ts.ModuleKind.ES2022,
     moduleResolution: ts.ModuleResolutionKind.Bundler,
     moduleDetection: ts.ModuleDetectionKind.Force,
+    ...extra,
     types: ['node'],
     typeRoots: [join(packageRoot, 'node_modules', '@types')],
     paths: { 'nity-session-registry': [join(packageRoot, 'index.d.ts')] },

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
+import ts from 'typescript'
 import { Compilation } from './compiler'
 
 const here = __dirname
@@ -55,6 +56,18 @@ describe('index.d.ts against the documented API', () => {
 
   it('types registry.cluster by the options: NityCluster with the cluster option, undefined without', () => {
     expect(diagnostics('cluster-types.ts')).toEqual([])
+  })
+
+  it.each([
+    ['NodeNext', { module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext }],
+    ['Node16', { module: ts.ModuleKind.Node16, moduleResolution: ts.ModuleResolutionKind.Node16 }],
+    [
+      'CommonJS with node10 resolution',
+      { module: ts.ModuleKind.CommonJS, moduleResolution: ts.ModuleResolutionKind.Node10 },
+    ],
+  ])('types registry.cluster the same under module %s', (_name, modes) => {
+    const compilation = new Compilation([join(fixtures, 'cluster-types.ts')], [], modes)
+    expect(compilation.diagnostics(join(fixtures, 'cluster-types.ts'))).toEqual([])
   })
 
   it('takes an explicit undefined for every optional option under exactOptionalPropertyTypes', () => {
