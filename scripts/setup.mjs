@@ -19,7 +19,9 @@ function run(command, args, options = {}) {
   console.log(`setup: ${command} ${args.join(' ')}`)
   const result = spawnSync(command, args, { stdio: 'inherit', shell: process.platform === 'win32', ...options })
   if (result.status !== 0) {
-    console.error(`setup: \`${command} ${args.join(' ')}\` failed (${result.error?.message ?? `exit ${result.status}`})`)
+    console.error(
+      `setup: \`${command} ${args.join(' ')}\` failed (${result.error?.message ?? `exit ${result.status}`})`,
+    )
     process.exit(1)
   }
 }
