@@ -76,11 +76,11 @@ pub struct NativeRegistry {
 }
 
 impl NativeRegistry {
-  /// Hands the directory changes of the last call to the cluster, if any.
+  /// Hands the change feed of the last call to the cluster, if any.
   fn publish(&mut self) {
     if let Some(member) = &self.cluster {
-      for change in self.core.take_directory_changes() {
-        member.publish(change.into());
+      for change in self.core.take_changes() {
+        member.publish(change);
       }
     }
   }
@@ -104,7 +104,7 @@ impl NativeRegistry {
   pub fn attach_cluster(&mut self, cluster: &NativeCluster) -> napi::Result<()> {
     let member = cluster.member().ok_or_else(not_connected)?;
     self.cluster = Some(member);
-    self.core.set_directory_changes(true);
+    self.core.set_change_feed(true);
     self.publish();
     Ok(())
   }
@@ -113,7 +113,7 @@ impl NativeRegistry {
   #[napi]
   pub fn detach_cluster(&mut self) {
     self.cluster = None;
-    self.core.set_directory_changes(false);
+    self.core.set_change_feed(false);
   }
 
   /// Admits a session and returns its slot. Fails without a change on empty
@@ -302,12 +302,6 @@ impl NativeRegistry {
           .map(ClosedReport::from)
       })
       .collect()
-  }
-
-  /// Whether a close is still waiting for its report.
-  #[napi]
-  pub fn is_closing(&self, ticket: f64) -> bool {
-    self.core.is_closing(ticket as u64)
   }
 
   /// Every current registration, for a stale scan.

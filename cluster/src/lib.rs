@@ -39,8 +39,8 @@
 //! | `nity:{ns}:leases` | sorted set | node id, scored by its lease deadline (ms) |
 //! | `nity:{ns}:epoch` | string | the epoch counter |
 //!
-//! The shape of the core's [`nity_registry_core::Directory`] (owned records,
-//! idempotent changes published in batches) is what this crate stores.
+//! What a node publishes is the core's change feed ([`Change`]): owned
+//! records, applied idempotently, in batches.
 
 pub mod keys;
 pub mod member;
@@ -49,9 +49,8 @@ mod scripts;
 
 pub use keys::Namespace;
 pub use member::{Event, Member};
-pub use node::{
-  Change, Claim, ClusterNode, ClusterSession, ClusterStats, NodeConfig, NodeInfo, Published,
-};
+pub use nity_registry_core::{Change, SessionRecord};
+pub use node::{Claim, ClusterNode, ClusterSession, ClusterStats, NodeConfig, NodeInfo, Published};
 
 /// What went wrong talking to the directory.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -32,8 +32,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::node::{Change, ClusterNode, NodeConfig, Published};
+use crate::node::{ClusterNode, NodeConfig, Published};
 use crate::{ClusterError, Result};
+use nity_registry_core::{Change, SessionRecord};
 
 /// What the member tells its embedder.
 #[derive(Debug, Clone, PartialEq)]
@@ -530,12 +531,11 @@ async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Co
     let changed = batch.len() as u64;
     for change in &batch {
       match change {
-        Change::Registered {
-          session_id,
-          client_id,
-          registered_at,
-        } => {
-          held.insert(session_id.clone(), (client_id.clone(), *registered_at));
+        Change::Registered(record) => {
+          held.insert(
+            record.session_id.clone(),
+            (record.client_id.clone(), record.registered_at),
+          );
         }
         Change::Removed { session_id } => {
           held.remove(session_id);
@@ -605,13 +605,13 @@ async fn publish_all(shared: &Shared, changes: &[Change]) -> Result<Published> {
 async fn reassert_all(shared: &Shared, held: &HashMap<String, (String, f64)>) -> Result<()> {
   let all: Vec<Change> = held
     .iter()
-    .map(
-      |(session_id, (client_id, registered_at))| Change::Registered {
+    .map(|(session_id, (client_id, registered_at))| {
+      Change::Registered(SessionRecord {
         session_id: session_id.clone(),
         client_id: client_id.clone(),
         registered_at: *registered_at,
-      },
-    )
+      })
+    })
     .collect();
   match publish_all(shared, &all).await? {
     Published::Applied { .. } => Ok(()),

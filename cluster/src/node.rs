@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::keys::{length_prefixed, Namespace};
 use crate::scripts::Scripts;
 use crate::{ClusterError, Result};
+use nity_registry_core::Change;
 
 /// How a node joins a namespace.
 #[derive(Debug, Clone)]
@@ -58,34 +59,6 @@ pub struct ClusterStats {
   pub nodes: usize,
   /// By node id, in id order, every live node included.
   pub sessions_by_node: Vec<(String, usize)>,
-}
-
-/// A local change to publish.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Change {
-  Registered {
-    session_id: String,
-    client_id: String,
-    registered_at: f64,
-  },
-  Removed {
-    session_id: String,
-  },
-}
-
-impl From<nity_registry_core::DirectoryChange> for Change {
-  fn from(change: nity_registry_core::DirectoryChange) -> Change {
-    match change {
-      nity_registry_core::DirectoryChange::Claimed(record) => Change::Registered {
-        session_id: record.session_id.into_string(),
-        client_id: record.client_id.into_string(),
-        registered_at: record.registered_at,
-      },
-      nity_registry_core::DirectoryChange::Released(record) => Change::Removed {
-        session_id: record.session_id.into_string(),
-      },
-    }
-  }
 }
 
 /// What publishing a batch did.
@@ -253,16 +226,12 @@ impl ClusterNode {
     invocation.arg(&self.node_id).arg(self.epoch());
     for change in changes {
       match change {
-        Change::Registered {
-          session_id,
-          client_id,
-          registered_at,
-        } => {
+        Change::Registered(record) => {
           invocation
             .arg("a")
-            .arg(session_id)
-            .arg(client_id)
-            .arg(*registered_at);
+            .arg(&record.session_id)
+            .arg(&record.client_id)
+            .arg(record.registered_at);
         }
         Change::Removed { session_id } => {
           invocation.arg("r").arg(session_id);

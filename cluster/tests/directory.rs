@@ -5,15 +5,17 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nity_registry_cluster::{Change, Claim, ClusterError, ClusterNode, ClusterSession, Published};
+use nity_registry_cluster::{
+  Change, Claim, ClusterError, ClusterNode, ClusterSession, Published, SessionRecord,
+};
 use support::{node, RedisServer};
 
 fn registered(session_id: &str, client_id: &str, registered_at: f64) -> Change {
-  Change::Registered {
+  Change::Registered(SessionRecord {
     session_id: session_id.to_owned(),
     client_id: client_id.to_owned(),
     registered_at,
-  }
+  })
 }
 
 fn removed(session_id: &str) -> Change {

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nity_registry_cluster::{Change, Event, Member};
+use nity_registry_cluster::{Change, Event, Member, SessionRecord};
 use support::{config, RedisServer};
 use tokio::sync::mpsc;
 
@@ -92,11 +92,11 @@ impl Node {
     for n in 0..count {
       let id = format!("{client}/{n}");
       self.held.lock().unwrap().insert(id.clone());
-      self.member.publish(Change::Registered {
+      self.member.publish(Change::Registered(SessionRecord {
         session_id: id,
         client_id: client.to_owned(),
         registered_at: n as f64,
-      });
+      }));
     }
     self.member.flush().await.unwrap();
   }

@@ -12,7 +12,7 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use nity_registry_cluster::{Change, Claim, ClusterNode, ClusterSession, Published};
+use nity_registry_cluster::{Change, Claim, ClusterNode, ClusterSession, Published, SessionRecord};
 use proptest::prelude::*;
 use support::{config, RedisServer};
 
@@ -125,11 +125,11 @@ async fn run(url: String, ops: Vec<Op>, namespace: String) -> Result<(), TestCas
         client,
       } => {
         let (id, client) = (SESSIONS[session], CLIENTS[client]);
-        let change = Change::Registered {
+        let change = Change::Registered(SessionRecord {
           session_id: id.into(),
           client_id: client.into(),
           registered_at: at,
-        };
+        });
         let published = nodes[node].publish(&[change]).await.unwrap();
         if !model.announced[node] {
           prop_assert_eq!(published, Published::Fenced);

@@ -3,10 +3,8 @@
 
 use crate::Slot;
 
-/// What went wrong in a registry or directory operation. A call that returns
-/// an error has left the registry (or directory) exactly as it was, except
-/// for [`Error::DirectoryUnavailable`], whose whole point is that the outcome
-/// is unknown.
+/// What went wrong in a registry operation. A call that returns an error has
+/// left the registry exactly as it was.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Error {
   /// The client id was empty.
@@ -18,10 +16,7 @@ pub enum Error {
   EmptySessionId,
 
   /// The session id is already registered. `slot` and `client_id` describe
-  /// the registration that stays in place. `slot` is [`NO_SLOT`](crate::NO_SLOT)
-  /// when that registration is not in this process's store: a
-  /// [`Directory`](crate::Directory) refused a claim, and the holder may live
-  /// in another process.
+  /// the registration that stays in place.
   #[error("session '{session_id}' is already registered under client '{client_id}'")]
   AlreadyRegistered {
     session_id: String,
@@ -44,21 +39,6 @@ pub enum Error {
   /// A `list()` cursor this registry did not hand out.
   #[error("'{0}' is not a cursor returned by list()")]
   InvalidCursor(String),
-
-  /// A [`Directory`](crate::Directory) could not be reached or did not
-  /// answer. Whether a write took effect is unknown: claims, releases and
-  /// applied changes are written so that retrying them is safe (see the
-  /// directory's methods). The in-process directory never fails this way.
-  #[error("the session directory is unavailable: {reason}")]
-  DirectoryUnavailable { reason: String },
-}
-
-/// How an error should surface to a caller in a language with typed errors:
-/// a wrong argument (JavaScript's `TypeError`) or a refused operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-  InvalidArgument,
-  Refused,
 }
 
 impl Error {
@@ -72,21 +52,6 @@ impl Error {
       Error::ClientSessionLimit { .. } => "ERR_CLIENT_SESSION_LIMIT",
       Error::Disposed => "ERR_REGISTRY_DISPOSED",
       Error::InvalidCursor(_) => "ERR_INVALID_CURSOR",
-      Error::DirectoryUnavailable { .. } => "ERR_CLUSTER_UNAVAILABLE",
-    }
-  }
-
-  /// Whether the caller passed a bad argument or the registry refused a valid one.
-  pub fn kind(&self) -> ErrorKind {
-    match self {
-      Error::EmptyClientId | Error::EmptySessionId | Error::InvalidCursor(_) => {
-        ErrorKind::InvalidArgument
-      }
-      Error::AlreadyRegistered { .. }
-      | Error::SessionLimit { .. }
-      | Error::ClientSessionLimit { .. }
-      | Error::Disposed
-      | Error::DirectoryUnavailable { .. } => ErrorKind::Refused,
     }
   }
 }

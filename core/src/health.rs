@@ -13,19 +13,6 @@ pub enum HealthState {
   Unknown,
 }
 
-impl HealthState {
-  /// Reads a documented state name; anything else is [`HealthState::Unknown`].
-  pub fn parse(name: &str) -> Self {
-    match name {
-      "idle" => HealthState::Idle,
-      "active" => HealthState::Active,
-      "completed" => HealthState::Completed,
-      "error" => HealthState::Error,
-      _ => HealthState::Unknown,
-    }
-  }
-}
-
 /// The answer to "how is this session?".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HealthReading {
@@ -97,12 +84,5 @@ mod tests {
     assert_eq!(idle.close_reason(Some(false)), Some(CloseReason::Idle));
     assert_eq!(idle.close_reason(Some(true)), None);
     assert_eq!(idle.close_reason(None), None);
-  }
-
-  #[test]
-  fn parses_only_the_documented_states() {
-    assert_eq!(HealthState::parse("error"), HealthState::Error);
-    assert_eq!(HealthState::parse("Error"), HealthState::Unknown);
-    assert_eq!(HealthState::parse(""), HealthState::Unknown);
   }
 }

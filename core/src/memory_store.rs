@@ -1,4 +1,4 @@
-//! The in-process [`SessionStore`]: two slabs, two hash indexes and three
+//! The registry's bookkeeping in this process: two slabs, two hash indexes and three
 //! lists threaded through the session slab.
 //!
 //! Sessions live in a slab whose index is the session's [`Slot`]. Doubly
@@ -12,7 +12,7 @@
 use hashbrown::{DefaultHashBuilder, HashTable};
 use std::hash::BuildHasher;
 
-use crate::store::{RemovedSession, SessionStore, SessionView};
+use crate::store::{RemovedSession, SessionView};
 use crate::{Error, Slot};
 
 /// Marks "no entry" in the links and free lists.
@@ -325,8 +325,18 @@ impl Iterator for Walk<'_> {
   }
 }
 
-impl SessionStore for MemoryStore {
-  fn insert(&mut self, client_id: &str, session_id: &str, now: f64) -> Result<(Slot, u64), Error> {
+/// What the registry asks of its store. Every operation is O(1) but the
+/// walks, which are linear in what they yield.
+impl MemoryStore {
+  /// Records `session_id` as owned by `client_id` and returns its slot and
+  /// registration number. Ids are taken as given (the registry validates
+  /// them). Fails with [`Error::AlreadyRegistered`] when the id is taken.
+  pub fn insert(
+    &mut self,
+    client_id: &str,
+    session_id: &str,
+    now: f64,
+  ) -> Result<(Slot, u64), Error> {
     let session_hash = self.hash(session_id);
     if let Some(existing) = self.find_session(session_id) {
       let view = self.view(existing);
@@ -373,15 +383,19 @@ impl SessionStore for MemoryStore {
     Ok((slot, seq))
   }
 
-  fn slot_of(&self, session_id: &str) -> Option<Slot> {
+  /// The slot of a registered session.
+  pub fn slot_of(&self, session_id: &str) -> Option<Slot> {
     self.find_session(session_id)
   }
 
-  fn get(&self, slot: Slot) -> Option<SessionView<'_>> {
+  /// The session in `slot`, if the slot is occupied.
+  pub fn get(&self, slot: Slot) -> Option<SessionView<'_>> {
     self.occupied(slot).then(|| self.view(slot))
   }
 
-  fn touch(&mut self, slot: Slot, now: f64) {
+  /// Records activity: sets the session's last activity (never backwards)
+  /// and makes it the most recently active. Does nothing for a free slot.
+  pub fn touch(&mut self, slot: Slot, now: f64) {
     if !self.occupied(slot) {
       return;
     }
@@ -394,21 +408,26 @@ impl SessionStore for MemoryStore {
     }
   }
 
-  fn mark_active(&mut self, slot: Slot, now: f64) {
+  /// Sets the session's last activity (never backwards) without changing
+  /// its place in the activity order.
+  pub fn mark_active(&mut self, slot: Slot, now: f64) {
     if self.occupied(slot) {
       let entry = &mut self.sessions[slot as usize];
       entry.last_activity = entry.last_activity.max(now);
     }
   }
 
-  fn metrics(&self, slot: Slot) -> &[(Box<str>, f64)] {
+  /// The session's numeric metrics, in the order they were first set.
+  pub fn metrics(&self, slot: Slot) -> &[(Box<str>, f64)] {
     match self.sessions.get(slot as usize) {
       Some(entry) if entry.client != NIL => entry.metrics.as_deref().map_or(&[], |m| m.as_slice()),
       _ => &[],
     }
   }
 
-  fn set_metric(&mut self, slot: Slot, name: &str, value: f64) -> Option<f64> {
+  /// Sets one metric and returns its previous value. Does nothing for a
+  /// free slot.
+  pub fn set_metric(&mut self, slot: Slot, name: &str, value: f64) -> Option<f64> {
     if !self.occupied(slot) {
       return None;
     }
@@ -424,19 +443,22 @@ impl SessionStore for MemoryStore {
     }
   }
 
-  fn remove(&mut self, session_id: &str) -> Option<RemovedSession> {
+  /// Removes one session; `None` when it is not registered.
+  pub fn remove(&mut self, session_id: &str) -> Option<RemovedSession> {
     let slot = self.find_session(session_id)?;
     Some(self.remove_at(slot))
   }
 
-  fn remove_registration(&mut self, slot: Slot, seq: u64) -> Option<RemovedSession> {
+  /// Removes the session in `slot` only if it is still registration `seq`.
+  pub fn remove_registration(&mut self, slot: Slot, seq: u64) -> Option<RemovedSession> {
     match self.sessions.get(slot as usize) {
       Some(entry) if entry.client != NIL && entry.seq == seq => Some(self.remove_at(slot)),
       _ => None,
     }
   }
 
-  fn remove_client(&mut self, client_id: &str) -> Vec<RemovedSession> {
+  /// Removes every session of a client, in registration order.
+  pub fn remove_client(&mut self, client_id: &str) -> Vec<RemovedSession> {
     let Some(client) = self.find_client(client_id) else {
       return Vec::new();
     };
@@ -451,12 +473,14 @@ impl SessionStore for MemoryStore {
     removed
   }
 
-  fn remove_all(&mut self) -> Vec<RemovedSession> {
+  /// Removes every session, in registration order.
+  pub fn remove_all(&mut self) -> Vec<RemovedSession> {
     let slots: Vec<u32> = self.walk(Which::Order, self.order.head).collect();
     slots.into_iter().map(|slot| self.remove_at(slot)).collect()
   }
 
-  fn client_slots(&self, client_id: &str) -> impl Iterator<Item = Slot> + '_ {
+  /// The slots of a client's sessions, in registration order.
+  pub fn client_slots(&self, client_id: &str) -> impl Iterator<Item = Slot> + '_ {
     let head = match self.find_client(client_id) {
       Some(client) => self.clients[client as usize].sessions.head,
       None => NIL,
@@ -464,19 +488,23 @@ impl SessionStore for MemoryStore {
     self.walk(Which::Client, head)
   }
 
-  fn client_len(&self, client_id: &str) -> usize {
+  /// How many sessions a client owns (0 for an unknown client).
+  pub fn client_len(&self, client_id: &str) -> usize {
     self
       .find_client(client_id)
       .map_or(0, |client| self.clients[client as usize].len as usize)
   }
 
-  fn sessions(&self) -> impl Iterator<Item = SessionView<'_>> + '_ {
+  /// Every registered session, in registration order.
+  pub fn sessions(&self) -> impl Iterator<Item = SessionView<'_>> + '_ {
     self
       .walk(Which::Order, self.order.head)
       .map(|slot| self.view(slot))
   }
 
-  fn sessions_after(&self, slot: Slot, seq: u64) -> Option<impl Iterator<Item = Slot> + '_> {
+  /// The slots registered after registration `(slot, seq)`, in registration
+  /// order; `None` when that registration is gone.
+  pub fn sessions_after(&self, slot: Slot, seq: u64) -> Option<impl Iterator<Item = Slot> + '_> {
     match self.sessions.get(slot as usize) {
       Some(entry) if entry.client != NIL && entry.seq == seq => {
         Some(self.walk(Which::Order, entry.order_links.next))
@@ -485,11 +513,13 @@ impl SessionStore for MemoryStore {
     }
   }
 
-  fn by_activity(&self) -> impl Iterator<Item = Slot> + '_ {
+  /// Every session's slot, least recently active first.
+  pub fn by_activity(&self) -> impl Iterator<Item = Slot> + '_ {
     self.walk(Which::Activity, self.activity.head)
   }
 
-  fn clients(&self) -> impl Iterator<Item = (&str, usize)> + '_ {
+  /// Every client with its session count, in no particular order.
+  pub fn clients(&self) -> impl Iterator<Item = (&str, usize)> + '_ {
     self
       .clients
       .iter()
@@ -497,11 +527,11 @@ impl SessionStore for MemoryStore {
       .map(|client| (&*client.id, client.len as usize))
   }
 
-  fn session_count(&self) -> usize {
+  pub fn session_count(&self) -> usize {
     self.session_count
   }
 
-  fn client_count(&self) -> usize {
+  pub fn client_count(&self) -> usize {
     self.client_count
   }
 }

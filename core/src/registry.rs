@@ -1,11 +1,10 @@
-//! The registry's rules on top of a [`SessionStore`].
+//! The registry's rules on top of its [`MemoryStore`].
 
+use crate::change::{Change, SessionRecord};
 use crate::close::{CloseOrder, CloseOutcome, CloseReason, CloseReport, CloseTracker, Ticket};
 use crate::cursor::Cursor;
-use crate::directory::{DirectoryChange, SessionRecord};
 use crate::metrics::{Metrics, MetricsRecorder};
 use crate::policy::{LimitScope, Policy};
-use crate::store::SessionStore;
 use crate::store::{RemovedSession, SessionView};
 use crate::{Error, HealthReading, MemoryStore, Slot};
 
@@ -44,44 +43,38 @@ pub enum Unregister {
 /// Every operation is synchronous and either completes or fails without a
 /// change. Removal happens before the caller's close code runs, so a session
 /// is handed out for closing exactly once however calls race.
-pub struct Registry<S: SessionStore = MemoryStore> {
-  store: S,
+pub struct Registry {
+  store: MemoryStore,
   closes: CloseTracker,
   policy: Policy,
   metrics: MetricsRecorder,
   disposed: bool,
-  /// Changes for a shared directory since the last
-  /// [`Registry::take_directory_changes`]; `None` while nobody asked for
-  /// them, so that registering and removing cost one branch more, no more.
-  directory_changes: Option<Vec<DirectoryChange>>,
+  /// The change feed since the last [`Registry::take_changes`]; `None`
+  /// while it is off, so that registering and removing cost one branch
+  /// more, no more.
+  changes: Option<Vec<Change>>,
 }
 
-impl Default for Registry<MemoryStore> {
+impl Default for Registry {
   fn default() -> Self {
-    Registry::with_store(MemoryStore::new())
+    Registry::new()
   }
 }
 
-impl Registry<MemoryStore> {
+impl Registry {
   pub fn new() -> Self {
-    Self::default()
-  }
-}
-
-impl<S: SessionStore> Registry<S> {
-  pub fn with_store(store: S) -> Self {
     Registry {
-      store,
+      store: MemoryStore::new(),
       closes: CloseTracker::default(),
       policy: Policy::default(),
       metrics: MetricsRecorder::default(),
       disposed: false,
-      directory_changes: None,
+      changes: None,
     }
   }
 
   /// Read access to the bookkeeping, for lookups and statistics.
-  pub fn store(&self) -> &S {
+  pub fn store(&self) -> &MemoryStore {
     &self.store
   }
 
@@ -230,10 +223,12 @@ impl<S: SessionStore> Registry<S> {
 
   fn insert(&mut self, client_id: &str, session_id: &str, now: f64) -> Result<Slot, Error> {
     let (slot, _) = self.store.insert(client_id, session_id, now)?;
-    if let Some(changes) = &mut self.directory_changes {
-      changes.push(DirectoryChange::Claimed(SessionRecord::new(
-        session_id, client_id, now,
-      )));
+    if let Some(changes) = &mut self.changes {
+      changes.push(Change::Registered(SessionRecord {
+        session_id: session_id.to_owned(),
+        client_id: client_id.to_owned(),
+        registered_at: now,
+      }));
     }
     self.metrics.registered();
     Ok(slot)
@@ -387,16 +382,13 @@ impl<S: SessionStore> Registry<S> {
       .saturating_sub(self.closes.running())
   }
 
-  /// Every removal passes here, so this is where its directory change is
-  /// recorded.
+  /// Every removal passes here, so this is where it enters the change feed.
   fn begin(&mut self, removed: RemovedSession, reason: CloseReason, now: f64) -> CloseOrder {
     self.metrics.removed(reason, now - removed.registered_at);
-    if let Some(changes) = &mut self.directory_changes {
-      changes.push(DirectoryChange::Released(SessionRecord::new(
-        removed.session_id.clone(),
-        removed.client_id.clone(),
-        removed.registered_at,
-      )));
+    if let Some(changes) = &mut self.changes {
+      changes.push(Change::Removed {
+        session_id: removed.session_id.clone(),
+      });
     }
     self.closes.begin(removed, reason, now)
   }
@@ -533,73 +525,39 @@ impl<S: SessionStore> Registry<S> {
     self.closes.len()
   }
 
-  /// Starts or stops recording the changes a shared
-  /// [`Directory`](crate::Directory) needs to mirror this registry.
+  /// Turns the change feed (see [`crate::change`]) on or off.
   ///
-  /// Starting (when not already recording) records a
-  /// [`DirectoryChange::Claimed`] for every session registered now, in
-  /// registration order, so that a directory holding none of this
-  /// registry's sessions, fed every change from here on, holds exactly this
-  /// registry's sessions. From then on every registration records a `Claimed`
-  /// and every removal (whatever the reason) a
-  /// [`DirectoryChange::Released`], in the order they happen; a call that
-  /// fails records nothing. Stopping discards the changes not yet taken.
-  ///
-  /// While recording, changes accumulate until taken: the embedder must
-  /// drain them (see [`Registry::directory_changes_pending`]).
-  pub fn set_directory_changes(&mut self, enabled: bool) {
-    match (enabled, self.directory_changes.is_some()) {
+  /// Turning it on (when off) records a [`Change::Registered`] for every
+  /// session registered now, in registration order, so that a copy holding
+  /// none of this registry's sessions, fed every change from here on, holds
+  /// exactly this registry's sessions. Turning it off discards the changes
+  /// not yet taken. While on, changes accumulate until taken.
+  pub fn set_change_feed(&mut self, on: bool) {
+    match (on, self.changes.is_some()) {
       (true, false) => {
         let existing = self
           .store
           .sessions()
           .map(|view| {
-            DirectoryChange::Claimed(SessionRecord::new(
-              view.session_id,
-              view.client_id,
-              view.registered_at,
-            ))
+            Change::Registered(SessionRecord {
+              session_id: view.session_id.to_owned(),
+              client_id: view.client_id.to_owned(),
+              registered_at: view.registered_at,
+            })
           })
           .collect();
-        self.directory_changes = Some(existing);
+        self.changes = Some(existing);
       }
-      (false, true) => self.directory_changes = None,
+      (false, true) => self.changes = None,
       _ => {}
     }
   }
 
-  /// Whether this registry holds exactly the registration `record`
-  /// describes: same session, same client, same registration time (bit for
-  /// bit). How a publisher tells a [`ClaimConflict`](crate::ClaimConflict)
-  /// about a session it still holds from one about a registration it has
-  /// since replaced or removed.
-  pub fn holds(&self, record: &SessionRecord) -> bool {
+  /// The changes recorded since the last take, oldest first. Empty while
+  /// the feed is off; the feed stays on.
+  pub fn take_changes(&mut self) -> Vec<Change> {
     self
-      .store
-      .slot_of(record.session_id.as_str())
-      .and_then(|slot| self.store.get(slot))
-      .is_some_and(|view| {
-        view.client_id == record.client_id.as_str()
-          && view.registered_at.to_bits() == record.registered_at.to_bits()
-      })
-  }
-
-  /// Whether directory changes are being recorded.
-  pub fn directory_changes_enabled(&self) -> bool {
-    self.directory_changes.is_some()
-  }
-
-  /// How many directory changes wait to be taken; 0 while not recording.
-  pub fn directory_changes_pending(&self) -> usize {
-    self.directory_changes.as_ref().map_or(0, Vec::len)
-  }
-
-  /// The directory changes recorded since the last take, oldest first, to
-  /// be applied in this order with [`Directory::apply`](crate::Directory::apply).
-  /// Empty while not recording; recording goes on.
-  pub fn take_directory_changes(&mut self) -> Vec<DirectoryChange> {
-    self
-      .directory_changes
+      .changes
       .as_mut()
       .map(std::mem::take)
       .unwrap_or_default()

@@ -1,9 +1,7 @@
 //! Random operation sequences against the registry and a deliberately naive
 //! model; after every step both must agree on everything observable.
 
-use nity_registry_core::{
-  CloseOutcome, CloseReason, Error, Registry, SessionStore, Slot, Ticket, Unregister,
-};
+use nity_registry_core::{CloseOutcome, CloseReason, Error, Registry, Slot, Ticket, Unregister};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, HashMap, HashSet};
 

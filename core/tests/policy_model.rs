@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use nity_registry_core::{
   CloseOrder, CloseOutcome, CloseReason, CloseReport, Cursor, Error, LimitScope, Metrics, Policy,
-  Registry, SessionStore, Slot, Ticket, Unregister,
+  Registry, Slot, Ticket, Unregister,
 };
 use proptest::collection::vec;
 use proptest::option;
