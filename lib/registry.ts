@@ -564,18 +564,30 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
     return nityError('ERR_SESSION_LIMIT', 'the registry is full')
   }
 
-  /** The least recently active registration under `limit` whose session says it is not running. */
+  /**
+   * The least recently active registration under `limit` whose session says
+   * it is not running. Each batch resumes after the last candidate of the
+   * one before, so the search is linear in the sessions it asks; it asks
+   * each session about once (a callback that removes the cursor's session
+   * makes the next batch start over, so the asking is bounded too).
+   */
   #findIdle(limit: Limit, clientId: string): { slot: number; seq: number } | undefined {
-    for (let skip = 0; ; skip += EVICTION_BATCH) {
-      const candidates = this.#native.evictionCandidates(limit, clientId, skip, EVICTION_BATCH)
-      if (candidates.slots.length === 0) return undefined
-      for (let i = 0; i < candidates.slots.length; i++) {
+    let afterSlot: number | undefined
+    let afterSeq: number | undefined
+    for (let budget = this.#index.byId.size + EVICTION_BATCH; budget > 0; budget -= EVICTION_BATCH) {
+      const candidates = this.#native.evictionCandidates(limit, clientId, afterSlot, afterSeq, EVICTION_BATCH)
+      const count = candidates.slots.length
+      if (count === 0) return undefined
+      for (let i = 0; i < count; i++) {
         const entry = this.#index.at(candidates.slots[i]!)
         if (entry !== undefined && !isRunning(entry.handle)) {
           return { slot: candidates.slots[i]!, seq: candidates.seqs[i]! }
         }
       }
+      afterSlot = candidates.slots[count - 1]
+      afterSeq = candidates.seqs[count - 1]
     }
+    return undefined
   }
 }
 

@@ -135,18 +135,23 @@ impl NativeRegistry {
   }
 
   /// `take` registrations that could make room under `limit`, least
-  /// recently active first, after skipping `skip`.
+  /// recently active first, resuming after the candidate `(after_slot,
+  /// after_seq)` of the previous call when given.
   #[napi]
   pub fn eviction_candidates(
     &self,
     limit: Limit,
     client_id: String,
-    skip: u32,
+    after_slot: Option<u32>,
+    after_seq: Option<f64>,
     take: u32,
   ) -> Registrations {
+    let after = after_slot
+      .zip(after_seq)
+      .map(|(slot, seq)| (slot, seq as u64));
     self
       .core
-      .eviction_candidates(limit.into(), &client_id, skip as usize, take as usize)
+      .eviction_candidates(limit.into(), &client_id, after, take as usize)
       .into()
   }
 

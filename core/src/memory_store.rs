@@ -518,6 +518,18 @@ impl MemoryStore {
     self.walk(Which::Activity, self.activity.head)
   }
 
+  /// The slots less recently active than none but registration `(slot,
+  /// seq)` and those before it: the activity order from just after it.
+  /// `None` when that registration is gone. O(1) to start.
+  pub fn by_activity_after(&self, slot: Slot, seq: u64) -> Option<impl Iterator<Item = Slot> + '_> {
+    match self.sessions.get(slot as usize) {
+      Some(entry) if entry.client != NIL && entry.seq == seq => {
+        Some(self.walk(Which::Activity, entry.activity_links.next))
+      }
+      _ => None,
+    }
+  }
+
   /// Every client with its session count, in no particular order.
   pub fn clients(&self) -> impl Iterator<Item = (&str, usize)> + '_ {
     self

@@ -147,23 +147,35 @@ impl Registry {
   }
 
   /// Registrations that could make room for a session of `client_id` under
-  /// `scope`, least recently active first: `take` of them after skipping
-  /// `skip`.
+  /// `scope`, least recently active first: the `take` that follow the
+  /// registration `after` (a candidate an earlier call returned), or the
+  /// first `take` without it or when `after` is gone.
+  ///
+  /// Resuming from `after` makes a search through many running sessions
+  /// linear: under [`LimitScope::Registry`] each call starts where the last
+  /// one stopped in the activity order, in O(1). Under
+  /// [`LimitScope::Client`] the client's sessions are ordered per call,
+  /// O(k log k) for a client of k sessions.
   pub fn eviction_candidates(
     &self,
     scope: LimitScope,
     client_id: &str,
-    skip: usize,
+    after: Option<(Slot, u64)>,
     take: usize,
   ) -> Vec<(Slot, u64)> {
+    let with_seq = |slot: Slot| self.store.get(slot).map(|view| (slot, view.seq));
     match scope {
-      LimitScope::Registry => self
-        .store
-        .by_activity()
-        .skip(skip)
-        .take(take)
-        .filter_map(|slot| self.store.get(slot).map(|view| (slot, view.seq)))
-        .collect(),
+      LimitScope::Registry => {
+        match after.and_then(|(slot, seq)| self.store.by_activity_after(slot, seq)) {
+          Some(rest) => rest.take(take).filter_map(with_seq).collect(),
+          None => self
+            .store
+            .by_activity()
+            .take(take)
+            .filter_map(with_seq)
+            .collect(),
+        }
+      }
       LimitScope::Client => {
         let mut views: Vec<SessionView<'_>> = self
           .store
@@ -175,9 +187,16 @@ impl Registry {
             .total_cmp(&b.last_activity)
             .then(a.seq.cmp(&b.seq))
         });
+        let start = after
+          .and_then(|(slot, seq)| {
+            views
+              .iter()
+              .position(|view| view.slot == slot && view.seq == seq)
+          })
+          .map_or(0, |at| at + 1);
         views
           .into_iter()
-          .skip(skip)
+          .skip(start)
           .take(take)
           .map(|view| (view.slot, view.seq))
           .collect()

@@ -644,7 +644,7 @@ impl Harness {
         let scope = self.model.full(client).unwrap_or(LimitScope::Registry);
         let candidates = self
           .registry
-          .eviction_candidates(scope, client, 0, usize::MAX);
+          .eviction_candidates(scope, client, None, usize::MAX);
         match candidates.len() {
           0 => (0, 0),
           n => candidates[k % n],
@@ -861,14 +861,40 @@ impl Harness {
       assert_eq!(registry.full(client), model.full(client), "full({client})");
       for scope in [LimitScope::Registry, LimitScope::Client] {
         let all = model.eviction_candidates(scope, client);
-        for (skip, take) in [(0, usize::MAX), (0, 1), (1, 2), (2, 1), (0, 0), (5, 3)] {
-          let expected: Vec<(Slot, u64)> = all.iter().copied().skip(skip).take(take).collect();
+        assert_eq!(
+          registry.eviction_candidates(scope, client, None, usize::MAX),
+          all,
+          "eviction_candidates({scope:?}, {client}, None, all)"
+        );
+        for take in [0, 1, 2, 3] {
+          // Page through with the cursor: every candidate once, in order.
+          let mut paged = Vec::new();
+          let mut after = None;
+          loop {
+            let page = registry.eviction_candidates(scope, client, after, take.max(1));
+            if page.is_empty() {
+              break;
+            }
+            after = page.last().copied();
+            paged.extend(page);
+          }
           assert_eq!(
-            registry.eviction_candidates(scope, client, skip, take),
-            expected,
-            "eviction_candidates({scope:?}, {client}, {skip}, {take})"
+            paged, all,
+            "eviction_candidates({scope:?}, {client}) paged by {take}"
+          );
+          let first: Vec<(Slot, u64)> = all.iter().copied().take(take).collect();
+          assert_eq!(
+            registry.eviction_candidates(scope, client, None, take),
+            first
           );
         }
+        // A cursor whose registration is gone starts over.
+        let gone = (u32::MAX - 1, u64::MAX);
+        let first: Vec<(Slot, u64)> = all.iter().copied().take(2).collect();
+        assert_eq!(
+          registry.eviction_candidates(scope, client, Some(gone), 2),
+          first
+        );
       }
       if !self.policy_changes {
         if let Some(max) = model.policy.max_sessions_per_client {
@@ -970,7 +996,7 @@ fn evicting_under_a_lowered_limit_does_not_admit_past_it() {
     max_sessions_per_client: Some(1),
     ..Policy::default()
   });
-  let victim = registry.eviction_candidates(LimitScope::Client, "c", 0, 1)[0];
+  let victim = registry.eviction_candidates(LimitScope::Client, "c", None, 1)[0];
   let result = registry.register_evicting("c", "d", victim, 1.0);
   assert_eq!(
     result,
