@@ -3,7 +3,7 @@
 // and NaN as such), bad arguments of every call are TypeErrors with a code,
 // a failed call changes nothing, and the codes form the exported union type
 // `NityErrorCode`.
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import {
@@ -529,5 +529,29 @@ describe('every code', () => {
     }
     const codesSeen = new Set(seen.map((error) => (error as { code?: unknown }).code))
     expect([...codesSeen].sort()).toEqual([...codes].sort())
+  })
+})
+
+// The codes are listed once, with their kinds, in lib/errors.ts; the Rust
+// layers only name codes from that list.
+describe('the codes the Rust layers make', () => {
+  const root = path.join(__dirname, '..')
+  const rustSources = ['core/src', 'cluster/src', 'src'].flatMap((dir) =>
+    readdirSync(path.join(root, dir), { recursive: true, encoding: 'utf8' })
+      .filter((file) => file.endsWith('.rs'))
+      .map((file) => path.join(dir, file)),
+  )
+
+  it('are all in the one list of codes (lib/errors.ts, the NityErrorCode union)', async () => {
+    const { ERROR_CODES } = await import('../dist/errors.js')
+    const named = new Map<string, string>()
+    for (const file of rustSources) {
+      for (const [code] of readFileSync(path.join(root, file), 'utf8').matchAll(/ERR_[A-Z_]+/g)) {
+        named.set(code, file)
+      }
+    }
+    expect(named.size).toBeGreaterThanOrEqual(8)
+    const unknown = [...named].filter(([code]) => !(ERROR_CODES as string[]).includes(code))
+    expect(unknown).toEqual([])
   })
 })

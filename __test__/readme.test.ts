@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { ERROR_CODES, nityError } from '../dist/errors'
+import { ERROR_CODES, nityError } from '../dist/errors.js'
 import { Compilation } from './typecheck/compiler'
 
 const root = path.join(__dirname, '..')
