@@ -87,6 +87,20 @@ export function fromNative(thrown: unknown): unknown {
   return thrown
 }
 
+/** The error for an argument that is not what it must be: `<name> must be <expected>, got <what>`. */
+export function invalidArgument(code: NityErrorCode, name: string, value: unknown, expected: string): NityError {
+  return nityError(code, `${name} must be ${expected}, got ${describe(value)}`)
+}
+
+/** Runs a native call; its errors become the registry's errors of this realm. */
+export function callNative<T>(run: () => T): T {
+  try {
+    return run()
+  } catch (thrown) {
+    throw fromNative(thrown)
+  }
+}
+
 /** How a value is named in messages: `a number (Infinity)`, `an empty string`, `null`. */
 export function describe(value: unknown): string {
   if (value === null) return 'null'

@@ -4,15 +4,19 @@
 // timers, slicing bulk work); the core, through the native layer, decides
 // what is registered, what a cleanup takes and what the limits allow.
 
+import { AutoCleanup } from './auto_cleanup'
 import { CloseHooks } from './close_hooks'
 import { Cluster, type LocalRegistry } from './cluster'
 import { CloseQueue, type Batch } from './close_queue'
-import { describe, fromNative, nityError, type NityErrorCode } from './errors'
-import { type Admitted, type Limit, NativeRegistry } from './native'
-import { readDuration, readOptions, rejectUnknownKeys, type Options } from './options'
-import { SessionIndex, type Entry } from './session_index'
-import { isRunning, scanStale } from './stale_scan'
-import { afterPromiseJobs, registryTime, type Time } from './time'
+import { callNative, fromNative, invalidArgument, nityError } from './errors'
+import { registerEvicting, type Parts } from './eviction'
+import { readListOptions } from './list_options'
+import { LookupTime } from './lookup_time'
+import { NativeRegistry } from './native'
+import { readDuration, readOptions, type Options } from './options'
+import { SessionIndex } from './session_index'
+import { scanStale } from './stale_scan'
+import { registryTime, type Time } from './time'
 import type {
   NityCluster,
   NitySessionCloseReason,
@@ -27,14 +31,6 @@ import type {
   NitySessionRegistryStats,
 } from './types'
 
-/** Candidates asked `isRunning()` per look at the core, when evicting. */
-const EVICTION_BATCH = 32
-/** Eviction searches before giving up, when `isRunning()` keeps changing the registry. */
-const EVICTION_ATTEMPTS = 3
-/** `list()` rows per page unless told. */
-const DEFAULT_PAGE = 100
-const LIST_OPTIONS = ['clientId', 'limit', 'after']
-
 /** A record whose keys are whatever strings come, `__proto__` included, as own data properties. */
 function record(pairs: Iterable<readonly [string, number]>): Record<string, number> {
   const out: Record<string, number> = {}
@@ -46,19 +42,6 @@ function record(pairs: Iterable<readonly [string, number]>): Record<string, numb
     }
   }
   return out
-}
-
-function invalidArgument(code: NityErrorCode, name: string, value: unknown, expected: string): Error {
-  return nityError(code, `${name} must be ${expected}, got ${describe(value)}`)
-}
-
-/** Calls the native layer; its errors become the registry's errors of this realm. */
-function call<T>(run: () => T): T {
-  try {
-    return run()
-  } catch (thrown) {
-    throw fromNative(thrown)
-  }
 }
 
 /**
@@ -77,17 +60,13 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
   readonly #hooks = new CloseHooks()
   readonly #closes: CloseQueue
   readonly #options: Options
-  /** The automatic cleanup's interval while it runs, and its generation. */
-  #autoInterval: number | undefined = undefined
-  #autoGeneration = 0
-  #autoTimer: unknown = undefined
+  readonly #autoCleanup: AutoCleanup
+  readonly #lookupTime: LookupTime
   /**
    * The fleet-wide view, with the `cluster` option; `undefined` without it
    * (and then nothing touches the network).
    */
   readonly cluster: NityCluster<H> | undefined
-  /** The clock reading lookups share in this synchronous run, if any. */
-  #turnTime: number | undefined = undefined
 
   /** Creates an empty registry; see `NitySessionRegistryOptions` for `options`. */
   constructor(options?: NitySessionRegistryOptions) {
@@ -104,7 +83,9 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
     this.#index = new SessionIndex<H>()
     this.#closes = new CloseQueue(this.#native, this.#time, this.#hooks, read.closeTimeoutMs)
     if (read.onSessionClosed !== undefined) this.#hooks.add(read.onSessionClosed)
-    if (read.cleanupIntervalMs !== undefined) this.#beginAutoCleanup(read.cleanupIntervalMs)
+    this.#lookupTime = new LookupTime(this.#time, read.clock !== undefined)
+    this.#autoCleanup = new AutoCleanup(this.#time, (done) => this.#scan(this.#closes.batch(done, true, false)))
+    if (read.cleanupIntervalMs !== undefined) this.#autoCleanup.start(read.cleanupIntervalMs)
     this.cluster =
       read.cluster === undefined
         ? undefined
@@ -170,7 +151,7 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
         (error.code === 'ERR_SESSION_LIMIT' || error.code === 'ERR_CLIENT_SESSION_LIMIT') &&
         this.#options.evictIdle
       ) {
-        this.#registerEvicting(clientId, id, session)
+        registerEvicting(this.#evictionParts(), clientId, id, session)
         return
       }
       throw error
@@ -222,7 +203,7 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
     if (client === undefined) return found
     for (const entry of client.sessions) found.push(entry.handle)
     // Handing the sessions out counts as their activity.
-    this.#index.seenClient(client, this.#lookupTime())
+    this.#index.seenClient(client, this.#lookupTime.now())
     return found
   }
 
@@ -234,7 +215,7 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
     const entry = this.#index.byId.get(sessionId)
     if (entry === undefined) return undefined
     // Handing the session out counts as its activity.
-    this.#index.seenSession(entry, this.#lookupTime())
+    this.#index.seenSession(entry, this.#lookupTime.now())
     return entry.handle
   }
 
@@ -345,37 +326,9 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
    * one client's; pass the returned `next` as `after` for the next page.
    */
   list(options?: NitySessionListOptions): NitySessionPage {
-    let clientId: string | undefined
-    let after: string | undefined
-    let limit = DEFAULT_PAGE
-    if (options !== undefined && options !== null) {
-      if (typeof options !== 'object') {
-        throw invalidArgument('ERR_INVALID_ARG', 'list options', options, 'an object')
-      }
-      rejectUnknownKeys(options, LIST_OPTIONS, 'list option', (message) => nityError('ERR_INVALID_ARG', message))
-      const given = options as Record<string, unknown>
-      if (given.clientId !== undefined) {
-        if (typeof given.clientId !== 'string') {
-          throw invalidArgument('ERR_INVALID_CLIENT_ID', 'clientId', given.clientId, 'a string')
-        }
-        clientId = given.clientId
-      }
-      if (given.limit !== undefined) {
-        const n = given.limit
-        if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) {
-          throw invalidArgument('ERR_INVALID_ARG', 'limit', n, 'a positive integer')
-        }
-        limit = Math.min(n, 0xffff_ffff)
-      }
-      if (given.after !== undefined) {
-        if (typeof given.after !== 'string') {
-          throw invalidArgument('ERR_INVALID_CURSOR', 'after', given.after, 'a cursor string from list()')
-        }
-        after = given.after
-      }
-    }
+    const { clientId, after, limit } = readListOptions(options)
     this.#flushLookups()
-    const page = call(() => this.#native.list(clientId, after, limit))
+    const page = callNative(() => this.#native.list(clientId, after, limit))
     const sessions = Array.from(page.sessions, sessionInfo)
     return page.next === undefined || page.next === null ? { sessions } : { sessions, next: page.next }
   }
@@ -414,49 +367,16 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
     }
     const fail = (message: string): ReturnType<typeof nityError> => nityError('ERR_INVALID_ARG', message)
     const interval =
-      readDuration(intervalMs, 'intervalMs', fail) ?? this.#autoInterval ?? this.#options.cleanupIntervalMs
+      readDuration(intervalMs, 'intervalMs', fail) ?? this.#autoCleanup.interval ?? this.#options.cleanupIntervalMs
     if (interval === undefined) {
       throw fail('startAutoCleanup() needs an interval: pass intervalMs or set the cleanupIntervalMs option')
     }
-    this.#beginAutoCleanup(interval)
+    this.#autoCleanup.start(interval)
   }
 
   /** Stops the automatic stale cleanup. Idempotent. */
   stopAutoCleanup(): void {
-    this.#autoInterval = undefined
-    this.#autoGeneration += 1
-    if (this.#autoTimer !== undefined) this.#time.clearTimer(this.#autoTimer)
-    this.#autoTimer = undefined
-  }
-
-  #beginAutoCleanup(interval: number): void {
-    this.stopAutoCleanup()
-    this.#autoInterval = interval
-    this.#armAutoCleanup(this.#autoGeneration)
-  }
-
-  #armAutoCleanup(generation: number): void {
-    const interval = this.#autoInterval
-    if (interval === undefined || generation !== this.#autoGeneration) return
-    // The timer holds the registry weakly: a registry dropped without
-    // dispose() is collected, and its timer then does nothing.
-    const self = new WeakRef(this)
-    this.#autoTimer = this.#time.setTimer(() => {
-      const registry = self.deref()
-      if (registry !== undefined) registry.#autoCleanupTick(generation)
-    }, interval)
-  }
-
-  #autoCleanupTick(generation: number): void {
-    this.#autoTimer = undefined
-    if (generation !== this.#autoGeneration) return
-    // Nobody awaits this run: its closes hold the registry weakly, like its timer.
-    const self = new WeakRef(this)
-    const done = (): void => {
-      const registry = self.deref()
-      if (registry !== undefined) registry.#armAutoCleanup(generation)
-    }
-    this.#scan(this.#closes.batch(done, true, false))
+    this.#autoCleanup.stop()
   }
 
   #scan(batch: Batch): void {
@@ -478,116 +398,21 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
     })
   }
 
-  /**
-   * The time of a lookup. The system clock is read once per synchronous run
-   * of lookups (a clock read costs more than the lookup); the reading is
-   * forgotten once the promise jobs queued so far have run. An injected
-   * clock is read every time.
-   */
-  #lookupTime(): number {
-    if (this.#options.clock !== undefined) return this.#time.now()
-    let now = this.#turnTime
-    if (now === undefined) {
-      now = this.#time.now()
-      this.#turnTime = now
-      afterPromiseJobs(this.#forgetTurnTime)
+  /** What the eviction search works with. */
+  #evictionParts(): Parts<H> {
+    return {
+      native: this.#native,
+      index: this.#index,
+      closes: this.#closes,
+      now: () => this.#time.now(),
+      flushLookups: () => this.#flushLookups(),
     }
-    return now
-  }
-
-  readonly #forgetTurnTime = (): void => {
-    this.#turnTime = undefined
   }
 
   /** Hands the lookups the core has not heard of yet to it. */
   #flushLookups(): void {
     const lookups = this.#index.takeLookups()
     if (lookups !== undefined) this.#native.noteLookups(lookups.slots, lookups.times)
-  }
-
-  /**
-   * `register` in a full registry with `evictIdle`: finds the least recently
-   * active session that says it is not running (asking in small batches,
-   * least recently active first), then evicts it and registers in one step
-   * of the core. `isRunning()` may call back into the registry, so the core
-   * re-checks that the victim still makes room; if it no longer does, the
-   * search starts over, a few times at most.
-   */
-  #registerEvicting(clientId: string, id: string, session: H): void {
-    for (let attempt = 0; attempt < EVICTION_ATTEMPTS; attempt++) {
-      this.#flushLookups()
-      const limit = this.#native.full(clientId)
-      if (limit === undefined || limit === null) {
-        // Room appeared meanwhile (a close or unregister in isRunning()).
-        const slot = call(() => this.#native.register(clientId, id, this.#time.now()))
-        this.#index.add(slot, id, clientId, session)
-        return
-      }
-      const victim = this.#findIdle(limit, clientId)
-      if (victim === undefined) throw this.#limitError(limit, clientId)
-      let admitted: Admitted
-      try {
-        admitted = this.#native.registerEvicting(clientId, id, victim.slot, victim.seq, this.#time.now())
-      } catch (thrown) {
-        const error = fromNative(thrown) as Error & { code?: string }
-        if (error.code === 'ERR_SESSION_LIMIT' || error.code === 'ERR_CLIENT_SESSION_LIMIT') continue
-        throw error
-      }
-      // The new session may be given the victim's slot: the victim's handle
-      // leaves the index first, then the new one takes the slot, then the
-      // victim's close may run.
-      let evicted: Entry<H> | undefined
-      if (admitted.evictedSlot !== undefined && admitted.evictedSlot !== null) {
-        evicted = this.#index.take(admitted.evictedSlot)
-      }
-      this.#index.add(admitted.slot, id, clientId, session)
-      if (admitted.evictedTicket !== undefined && admitted.evictedTicket !== null) {
-        const batch = this.#closes.batch(() => {}, false, false)
-        this.#closes.enqueue(batch, new Float64Array([admitted.evictedTicket]), [evicted?.handle])
-        this.#closes.seal(batch)
-        this.#closes.pump()
-      }
-      return
-    }
-    const limit = this.#native.full(clientId)
-    if (limit !== undefined && limit !== null) throw this.#limitError(limit, clientId)
-    throw nityError('ERR_SESSION_LIMIT', 'the registry is full and no idle session could be evicted')
-  }
-
-  /** The core's error for a registration refused by `limit`. */
-  #limitError(limit: Limit, clientId: string): unknown {
-    try {
-      this.#native.limitError(limit, clientId)
-    } catch (thrown) {
-      return fromNative(thrown)
-    }
-    return nityError('ERR_SESSION_LIMIT', 'the registry is full')
-  }
-
-  /**
-   * The least recently active registration under `limit` whose session says
-   * it is not running. Each batch resumes after the last candidate of the
-   * one before, so the search is linear in the sessions it asks; it asks
-   * each session about once (a callback that removes the cursor's session
-   * makes the next batch start over, so the asking is bounded too).
-   */
-  #findIdle(limit: Limit, clientId: string): { slot: number; seq: number } | undefined {
-    let afterSlot: number | undefined
-    let afterSeq: number | undefined
-    for (let budget = this.#index.byId.size + EVICTION_BATCH; budget > 0; budget -= EVICTION_BATCH) {
-      const candidates = this.#native.evictionCandidates(limit, clientId, afterSlot, afterSeq, EVICTION_BATCH)
-      const count = candidates.slots.length
-      if (count === 0) return undefined
-      for (let i = 0; i < count; i++) {
-        const entry = this.#index.at(candidates.slots[i]!)
-        if (entry !== undefined && !isRunning(entry.handle)) {
-          return { slot: candidates.slots[i]!, seq: candidates.seqs[i]! }
-        }
-      }
-      afterSlot = candidates.slots[count - 1]
-      afterSeq = candidates.seqs[count - 1]
-    }
-    return undefined
   }
 }
 
