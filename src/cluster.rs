@@ -12,11 +12,11 @@ use napi_derive::napi;
 use nity_registry_cluster::{Claim, Event, Member, NodeConfig};
 use tokio::sync::mpsc;
 
-use crate::error::{from_cluster, not_connected};
-use crate::reports::{
+use crate::cluster_reports::{
   ClaimReport, ClusterDiagnostics, ClusterEvent, ClusterNodeReport, ClusterSessionReport,
   ClusterStatsReport,
 };
+use crate::error::{from_cluster, not_connected};
 use napi::Result;
 
 /// How a node joins the fleet; the surface has checked every value.

@@ -7,13 +7,17 @@
 //! - `cluster.rs`: `NativeCluster`, a node of a fleet sharing its sessions
 //!   through Redis, with async methods.
 //! - `options.rs`: the lifecycle policy it is created with.
-//! - `reports.rs`: the objects and columns it hands back.
+//! - `reports.rs`: the objects and columns `NativeRegistry` hands back;
+//!   `health_codes.rs`: the codes a stale scan hands in;
+//!   `cluster_reports.rs`: what `NativeCluster` hands back and tells.
 //! - `error.rs`: core errors as JavaScript errors, in one place.
 
 #![deny(clippy::all)]
 
 mod cluster;
+mod cluster_reports;
 mod error;
+mod health_codes;
 mod options;
 mod registry;
 mod reports;

@@ -14,10 +14,10 @@ use nity_registry_core::{
 use crate::cluster::NativeCluster;
 
 use crate::error::{from_core, not_connected, Result};
+use crate::health_codes::{reading, running};
 use crate::options::PolicyOptions;
 use crate::reports::{
-  reading, running, Admitted, CloseOrders, ClosedReport, MetricsReport, PageReport, Registrations,
-  SessionInfoReport,
+  Admitted, CloseOrders, ClosedReport, MetricsReport, PageReport, Registrations, SessionInfoReport,
 };
 
 /// Which limit a registration ran into; `Registry` and `Client` as the

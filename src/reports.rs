@@ -4,9 +4,7 @@
 
 use napi::bindgen_prelude::{Float64Array, Uint32Array};
 use napi_derive::napi;
-use nity_registry_core::{
-  CloseOrder, CloseReason, CloseReport, Cursor, HealthReading, HealthState, Metrics, SessionInfo,
-};
+use nity_registry_core::{CloseOrder, CloseReason, CloseReport, Cursor, Metrics, SessionInfo};
 
 /// Closes the core ordered, as two columns: close `slots[i]`'s handle and
 /// report its end with `tickets[i]`.
@@ -71,13 +69,14 @@ impl From<CloseReport> for ClosedReport {
   }
 }
 
+/// A number with a name: a metric, a client's or a node's session count.
 #[napi(object)]
 pub struct NamedNumber {
   pub name: String,
   pub value: f64,
 }
 
-fn named(pairs: impl Iterator<Item = (String, f64)>) -> Vec<NamedNumber> {
+pub fn named(pairs: impl Iterator<Item = (String, f64)>) -> Vec<NamedNumber> {
   pairs
     .map(|(name, value)| NamedNumber { name, value })
     .collect()
@@ -156,174 +155,6 @@ impl From<Metrics> for MetricsReport {
       max_close_duration_ms: metrics.max_close_duration_ms,
       average_session_lifetime_ms: metrics.average_session_lifetime_ms,
       metric_totals: named(metrics.metric_totals.into_iter()),
-    }
-  }
-}
-
-/// What reading a session's health gave, one byte a session in the columns
-/// `judgeHealth` takes.
-#[napi]
-pub enum HealthCode {
-  Idle,
-  Active,
-  Completed,
-  Error,
-  /// A `state` outside the documented four.
-  Unknown,
-  /// `getHealth()` threw or did not return an object.
-  Failed,
-  /// The session has no `getHealth()`.
-  Unavailable,
-}
-
-/// Whether an idle-expired session said it is running; one byte a session.
-#[napi]
-pub enum RunningCode {
-  /// Not asked (not past the idle timeout), or it could not say.
-  Unknown,
-  Running,
-  NotRunning,
-}
-
-/// The core's reading of a session's health from its code and `isTimedOut`.
-pub fn reading(code: u8, timed_out: bool) -> HealthReading {
-  let state = match code {
-    c if c == HealthCode::Idle as u8 => HealthState::Idle,
-    c if c == HealthCode::Active as u8 => HealthState::Active,
-    c if c == HealthCode::Completed as u8 => HealthState::Completed,
-    c if c == HealthCode::Error as u8 => HealthState::Error,
-    c if c == HealthCode::Failed as u8 => return HealthReading::Failed,
-    c if c == HealthCode::Unavailable as u8 => return HealthReading::Unavailable,
-    _ => HealthState::Unknown,
-  };
-  HealthReading::Reported { state, timed_out }
-}
-
-/// The core's view of a running answer.
-pub fn running(code: u8) -> Option<bool> {
-  match code {
-    c if c == RunningCode::Running as u8 => Some(true),
-    c if c == RunningCode::NotRunning as u8 => Some(false),
-    _ => None,
-  }
-}
-
-/// What the cluster tells JavaScript: `kind` is `'close'` (close `sessionId`,
-/// or `clientId`'s sessions, then answer `requestId`) or `'nodeDown'`.
-#[napi(object)]
-pub struct ClusterEvent {
-  pub kind: String,
-  pub request_id: Option<String>,
-  pub session_id: Option<String>,
-  pub client_id: Option<String>,
-  pub node_id: Option<String>,
-  pub sessions: Option<u32>,
-}
-
-#[napi(object)]
-pub struct ClusterSessionReport {
-  pub session_id: String,
-  pub client_id: String,
-  pub node_id: String,
-  pub registered_at: f64,
-}
-
-impl From<nity_registry_cluster::ClusterSession> for ClusterSessionReport {
-  fn from(session: nity_registry_cluster::ClusterSession) -> ClusterSessionReport {
-    ClusterSessionReport {
-      session_id: session.session_id,
-      client_id: session.client_id,
-      node_id: session.node_id,
-      registered_at: session.registered_at,
-    }
-  }
-}
-
-#[napi(object)]
-pub struct ClusterStatsReport {
-  pub total_sessions: u32,
-  pub active_clients: u32,
-  pub sessions_by_client: Vec<NamedNumber>,
-  pub nodes: u32,
-  pub sessions_by_node: Vec<NamedNumber>,
-}
-
-fn count(n: usize) -> u32 {
-  u32::try_from(n).unwrap_or(u32::MAX)
-}
-
-impl From<nity_registry_cluster::ClusterStats> for ClusterStatsReport {
-  fn from(stats: nity_registry_cluster::ClusterStats) -> ClusterStatsReport {
-    let counts =
-      |pairs: Vec<(String, usize)>| named(pairs.into_iter().map(|(name, n)| (name, n as f64)));
-    ClusterStatsReport {
-      total_sessions: count(stats.total_sessions),
-      active_clients: count(stats.active_clients),
-      sessions_by_client: counts(stats.sessions_by_client),
-      nodes: count(stats.nodes),
-      sessions_by_node: counts(stats.sessions_by_node),
-    }
-  }
-}
-
-#[napi(object)]
-pub struct ClusterNodeReport {
-  pub node_id: String,
-  pub sessions: u32,
-  pub started_at: f64,
-  pub last_seen_at: f64,
-}
-
-impl From<nity_registry_cluster::NodeInfo> for ClusterNodeReport {
-  fn from(node: nity_registry_cluster::NodeInfo) -> ClusterNodeReport {
-    ClusterNodeReport {
-      node_id: node.node_id,
-      sessions: count(node.sessions),
-      started_at: node.started_at,
-      last_seen_at: node.last_seen_at,
-    }
-  }
-}
-
-/// The answer to a strict claim: `outcome` is `'claimed'`, `'taken'` (by
-/// `nodeId` for `clientId`), `'limit'` (`count` live sessions) or `'fenced'`.
-#[napi(object)]
-pub struct ClaimReport {
-  pub outcome: String,
-  pub node_id: Option<String>,
-  pub client_id: Option<String>,
-  pub count: Option<u32>,
-}
-
-impl ClaimReport {
-  pub fn outcome(outcome: &str) -> ClaimReport {
-    ClaimReport {
-      outcome: outcome.to_owned(),
-      node_id: None,
-      client_id: None,
-      count: None,
-    }
-  }
-}
-
-#[napi(object)]
-#[derive(Default)]
-pub struct ClusterDiagnostics {
-  pub malformed_messages: f64,
-  pub malformed_records: f64,
-  pub reannounced: f64,
-  pub pending_changes: f64,
-}
-
-impl From<&nity_registry_cluster::Member> for ClusterDiagnostics {
-  fn from(member: &nity_registry_cluster::Member) -> ClusterDiagnostics {
-    use std::sync::atomic::Ordering::Relaxed;
-    let counters = member.diagnostics();
-    ClusterDiagnostics {
-      malformed_messages: counters.malformed_messages.load(Relaxed) as f64,
-      malformed_records: member.node().malformed() as f64,
-      reannounced: counters.reannounced.load(Relaxed) as f64,
-      pending_changes: counters.pending_changes.load(Relaxed) as f64,
     }
   }
 }
