@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use nity_registry_cluster::Member;
 use nity_registry_core::{
-  CloseOutcome, CloseReason, Cursor, LimitScope, Registry, StaleReading, Unregister,
+  CloseOutcome, CloseReason, Cursor, LimitScope, Registry, Slot, StaleReading, Ticket, Unregister,
 };
 
 use crate::cluster::NativeCluster;
@@ -125,7 +125,7 @@ impl NativeRegistry {
       .register(&client_id, &session_id, now)
       .map_err(from_core)?;
     self.publish();
-    Ok(slot)
+    Ok(slot.0)
   }
 
   /// Which limit a new session of `client_id` would break now, if any.
@@ -148,7 +148,7 @@ impl NativeRegistry {
   ) -> Registrations {
     let after = after_slot
       .zip(after_seq)
-      .map(|(slot, seq)| (slot, seq as u64));
+      .map(|(slot, seq)| (Slot(slot), seq as u64));
     self
       .core
       .eviction_candidates(limit.into(), &client_id, after, take as usize)
@@ -172,15 +172,15 @@ impl NativeRegistry {
       .register_evicting(
         &client_id,
         &session_id,
-        (victim_slot, victim_seq as u64),
+        (Slot(victim_slot), victim_seq as u64),
         now,
       )
       .map_err(from_core)?;
     self.publish();
     Ok(Admitted {
-      slot,
-      evicted_ticket: evicted.map(|order| order.ticket as f64),
-      evicted_slot: evicted.map(|order| order.slot),
+      slot: slot.0,
+      evicted_ticket: evicted.map(|order| order.ticket.0 as f64),
+      evicted_slot: evicted.map(|order| order.slot.0),
     })
   }
 
@@ -198,7 +198,7 @@ impl NativeRegistry {
     let found = self.core.unregister_now(&session_id, now);
     self.publish();
     match found {
-      Unregister::Close(order) => Some(order.ticket as f64),
+      Unregister::Close(order) => Some(order.ticket.0 as f64),
       Unregister::AlreadyClosing(_) | Unregister::NotRegistered => None,
     }
   }
@@ -212,7 +212,7 @@ impl NativeRegistry {
       .unregister_now_because(&session_id, CloseReason::Remote, now);
     self.publish();
     match found {
-      Unregister::Close(order) => Some(order.ticket as f64),
+      Unregister::Close(order) => Some(order.ticket.0 as f64),
       Unregister::AlreadyClosing(_) | Unregister::NotRegistered => None,
     }
   }
@@ -224,7 +224,7 @@ impl NativeRegistry {
     self
       .core
       .closing_ticket(&session_id)
-      .map(|ticket| ticket as f64)
+      .map(|ticket| ticket.0 as f64)
   }
 
   /// Removes every session of a client for closing, in registration order.
@@ -269,7 +269,7 @@ impl NativeRegistry {
   #[napi]
   pub fn start_closes(&mut self, tickets: Float64Array, now: f64) {
     for &ticket in tickets.iter() {
-      self.core.start_close(ticket as u64, now);
+      self.core.start_close(Ticket(ticket as u64), now);
     }
   }
 
@@ -284,7 +284,9 @@ impl NativeRegistry {
   #[napi]
   pub fn settle(&mut self, tickets: Float64Array, ends: Uint8Array, now: f64) {
     for (&ticket, &end) in tickets.iter().zip(ends.iter()) {
-      self.core.settle(ticket as u64, close_outcome(end), now);
+      self
+        .core
+        .settle(Ticket(ticket as u64), close_outcome(end), now);
     }
   }
 
@@ -303,7 +305,7 @@ impl NativeRegistry {
       .map(|(&ticket, &end)| {
         self
           .core
-          .settle(ticket as u64, close_outcome(end), now)
+          .settle(Ticket(ticket as u64), close_outcome(end), now)
           .map(ClosedReport::from)
       })
       .collect()
@@ -321,7 +323,7 @@ impl NativeRegistry {
     Uint8Array::new(
       slots
         .iter()
-        .map(|&slot| u8::from(self.core.idle_expired(slot, now)))
+        .map(|&slot| u8::from(self.core.idle_expired(Slot(slot), now)))
         .collect(),
     )
   }
@@ -344,7 +346,7 @@ impl NativeRegistry {
       .zip(seqs.iter())
       .enumerate()
       .map(|(i, (&slot, &seq))| StaleReading {
-        slot,
+        slot: Slot(slot),
         seq: seq as u64,
         health: reading(health[i], timed_out[i] == 1),
         running: running(running_codes[i]),
@@ -365,7 +367,7 @@ impl NativeRegistry {
   #[napi]
   pub fn note_lookups(&mut self, slots: Uint32Array, times: Float64Array) {
     for (&slot, &time) in slots.iter().zip(times.iter()) {
-      self.core.note_lookup(slot, time);
+      self.core.note_lookup(Slot(slot), time);
     }
   }
 

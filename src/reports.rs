@@ -4,7 +4,9 @@
 
 use napi::bindgen_prelude::{Float64Array, Uint32Array};
 use napi_derive::napi;
-use nity_registry_core::{CloseOrder, CloseReason, CloseReport, Cursor, Metrics, SessionInfo};
+use nity_registry_core::{
+  CloseOrder, CloseReason, CloseReport, Cursor, Metrics, SessionInfo, Slot,
+};
 
 /// Closes the core ordered, as two columns: close `slots[i]`'s handle and
 /// report its end with `tickets[i]`.
@@ -17,8 +19,8 @@ pub struct CloseOrders {
 impl From<Vec<CloseOrder>> for CloseOrders {
   fn from(orders: Vec<CloseOrder>) -> CloseOrders {
     CloseOrders {
-      tickets: Float64Array::new(orders.iter().map(|o| o.ticket as f64).collect()),
-      slots: Uint32Array::new(orders.iter().map(|o| o.slot).collect()),
+      tickets: Float64Array::new(orders.iter().map(|o| o.ticket.0 as f64).collect()),
+      slots: Uint32Array::new(orders.iter().map(|o| o.slot.0).collect()),
     }
   }
 }
@@ -40,10 +42,10 @@ pub struct Registrations {
   pub seqs: Float64Array,
 }
 
-impl From<Vec<(u32, u64)>> for Registrations {
-  fn from(registrations: Vec<(u32, u64)>) -> Registrations {
+impl From<Vec<(Slot, u64)>> for Registrations {
+  fn from(registrations: Vec<(Slot, u64)>) -> Registrations {
     Registrations {
-      slots: Uint32Array::new(registrations.iter().map(|&(slot, _)| slot).collect()),
+      slots: Uint32Array::new(registrations.iter().map(|&(slot, _)| slot.0).collect()),
       seqs: Float64Array::new(registrations.iter().map(|&(_, seq)| seq as f64).collect()),
     }
   }

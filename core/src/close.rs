@@ -9,7 +9,7 @@ use std::hash::BuildHasher;
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 
 use crate::store::RemovedSession;
-use crate::Slot;
+use crate::{Slot, Ticket};
 
 /// Which call closed a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,10 +69,6 @@ pub enum CloseOutcome {
   TimedOut,
 }
 
-/// Identifies one close in flight. Never reused by a registry, so a late
-/// report about a close that already ended is recognised and ignored.
-pub type Ticket = u64;
-
 /// A close the caller must now carry out: take the handle kept in `slot`
 /// (the slot is already free for reuse) and close it, then report the
 /// outcome with the ticket.
@@ -112,7 +108,8 @@ pub(crate) struct CloseTracker {
   pending: HashMap<Ticket, Pending>,
   by_session: HashTable<Ticket>,
   hasher: DefaultHashBuilder,
-  next_ticket: Ticket,
+  /// The last ticket handed out (tickets start at 1).
+  next_ticket: u64,
   started: usize,
 }
 
@@ -124,7 +121,7 @@ impl CloseTracker {
     now: f64,
   ) -> CloseOrder {
     self.next_ticket += 1;
-    let ticket = self.next_ticket;
+    let ticket = Ticket(self.next_ticket);
     let hash = self.hasher.hash_one(removed.session_id.as_str());
     let slot = removed.slot;
     self.pending.insert(

@@ -14,7 +14,7 @@ pub struct Cursor {
 impl Cursor {
   /// An opaque string for JavaScript.
   pub fn encode(self) -> String {
-    format!("{}.{}", radix36(self.seq), radix36(u64::from(self.slot)))
+    format!("{}.{}", radix36(self.seq), radix36(u64::from(self.slot.0)))
   }
 
   /// Reads what [`Cursor::encode`] wrote.
@@ -23,7 +23,10 @@ impl Cursor {
     let (seq, slot) = text.split_once('.').ok_or_else(invalid)?;
     let seq = u64::from_str_radix(seq, 36).map_err(|_| invalid())?;
     let slot = u32::from_str_radix(slot, 36).map_err(|_| invalid())?;
-    Ok(Cursor { seq, slot })
+    Ok(Cursor {
+      seq,
+      slot: Slot(slot),
+    })
   }
 }
 
@@ -49,7 +52,7 @@ mod tests {
   proptest! {
     #[test]
     fn decodes_what_it_encodes(seq in any::<u64>(), slot in any::<u32>()) {
-      let cursor = Cursor { seq, slot };
+      let cursor = Cursor { seq, slot: Slot(slot) };
       prop_assert_eq!(Cursor::decode(&cursor.encode()), Ok(cursor));
     }
   }

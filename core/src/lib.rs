@@ -21,6 +21,7 @@ mod close;
 mod cursor;
 mod error;
 mod health;
+mod ids;
 mod memory_store;
 mod metrics;
 mod policy;
@@ -28,16 +29,13 @@ mod registry;
 mod store;
 
 pub use change::{Change, SessionRecord};
-pub use close::{CloseOrder, CloseOutcome, CloseReason, CloseReport, Ticket};
+pub use close::{CloseOrder, CloseOutcome, CloseReason, CloseReport};
 pub use cursor::Cursor;
 pub use error::Error;
 pub use health::{HealthReading, HealthState};
+pub use ids::{Slot, Ticket};
 pub use memory_store::MemoryStore;
 pub use metrics::Metrics;
 pub use policy::{LimitScope, Policy, DEFAULT_MAX_CONCURRENT_CLOSES};
 pub use registry::{Registry, SessionInfo, StaleReading, Unregister};
 pub use store::{RemovedSession, SessionView};
-
-/// Where the embedding layer keeps a session's handle. A store holds fewer
-/// than `u32::MAX` sessions at once; a freed slot is reused.
-pub type Slot = u32;

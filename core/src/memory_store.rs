@@ -258,7 +258,7 @@ impl MemoryStore {
     let removed = RemovedSession {
       session_id: std::mem::take(&mut entry.id).into_string(),
       client_id,
-      slot,
+      slot: Slot(slot),
       seq: entry.seq,
       registered_at: entry.registered_at,
     };
@@ -277,7 +277,7 @@ impl MemoryStore {
     SessionView {
       session_id: &entry.id,
       client_id: &self.clients[entry.client as usize].id,
-      slot,
+      slot: Slot(slot),
       seq: entry.seq,
       registered_at: entry.registered_at,
       last_activity: entry.last_activity,
@@ -295,7 +295,7 @@ impl MemoryStore {
   fn occupied(&self, slot: Slot) -> bool {
     self
       .sessions
-      .get(slot as usize)
+      .get(slot.0 as usize)
       .is_some_and(|e| e.client != NIL)
   }
 }
@@ -321,7 +321,7 @@ impl Iterator for Walk<'_> {
       Which::Order => entry.order_links.next,
       Which::Activity => entry.activity_links.next,
     };
-    Some(slot)
+    Some(Slot(slot))
   }
 }
 
@@ -343,7 +343,7 @@ impl MemoryStore {
       return Err(Error::AlreadyRegistered {
         session_id: session_id.to_owned(),
         client_id: view.client_id.to_owned(),
-        slot: existing,
+        slot: Slot(existing),
       });
     }
     let client_hash = self.hash(client_id);
@@ -380,17 +380,17 @@ impl MemoryStore {
       hasher.hash_one(&*sessions[i as usize].id)
     });
     self.session_count += 1;
-    Ok((slot, seq))
+    Ok((Slot(slot), seq))
   }
 
   /// The slot of a registered session.
   pub fn slot_of(&self, session_id: &str) -> Option<Slot> {
-    self.find_session(session_id)
+    self.find_session(session_id).map(Slot)
   }
 
   /// The session in `slot`, if the slot is occupied.
   pub fn get(&self, slot: Slot) -> Option<SessionView<'_>> {
-    self.occupied(slot).then(|| self.view(slot))
+    self.occupied(slot).then(|| self.view(slot.0))
   }
 
   /// Records activity: sets the session's last activity (never backwards)
@@ -399,12 +399,12 @@ impl MemoryStore {
     if !self.occupied(slot) {
       return;
     }
-    let entry = &mut self.sessions[slot as usize];
+    let entry = &mut self.sessions[slot.0 as usize];
     // A clock that steps back never makes a session look older than it is.
     entry.last_activity = entry.last_activity.max(now);
-    if self.activity.tail != slot {
-      self.unlink(Which::Activity, slot);
-      self.push_back(Which::Activity, slot);
+    if self.activity.tail != slot.0 {
+      self.unlink(Which::Activity, slot.0);
+      self.push_back(Which::Activity, slot.0);
     }
   }
 
@@ -412,14 +412,14 @@ impl MemoryStore {
   /// its place in the activity order.
   pub fn mark_active(&mut self, slot: Slot, now: f64) {
     if self.occupied(slot) {
-      let entry = &mut self.sessions[slot as usize];
+      let entry = &mut self.sessions[slot.0 as usize];
       entry.last_activity = entry.last_activity.max(now);
     }
   }
 
   /// The session's numeric metrics, in the order they were first set.
   pub fn metrics(&self, slot: Slot) -> &[(Box<str>, f64)] {
-    match self.sessions.get(slot as usize) {
+    match self.sessions.get(slot.0 as usize) {
       Some(entry) if entry.client != NIL => entry.metrics.as_deref().map_or(&[], |m| m.as_slice()),
       _ => &[],
     }
@@ -431,7 +431,7 @@ impl MemoryStore {
     if !self.occupied(slot) {
       return None;
     }
-    let metrics = self.sessions[slot as usize]
+    let metrics = self.sessions[slot.0 as usize]
       .metrics
       .get_or_insert_with(Default::default);
     match metrics.iter_mut().find(|(key, _)| &**key == name) {
@@ -451,8 +451,8 @@ impl MemoryStore {
 
   /// Removes the session in `slot` only if it is still registration `seq`.
   pub fn remove_registration(&mut self, slot: Slot, seq: u64) -> Option<RemovedSession> {
-    match self.sessions.get(slot as usize) {
-      Some(entry) if entry.client != NIL && entry.seq == seq => Some(self.remove_at(slot)),
+    match self.sessions.get(slot.0 as usize) {
+      Some(entry) if entry.client != NIL && entry.seq == seq => Some(self.remove_at(slot.0)),
       _ => None,
     }
   }
@@ -464,6 +464,7 @@ impl MemoryStore {
     };
     let slots: Vec<u32> = self
       .walk(Which::Client, self.clients[client as usize].sessions.head)
+      .map(|slot| slot.0)
       .collect();
     let removed = slots
       .into_iter()
@@ -475,7 +476,10 @@ impl MemoryStore {
 
   /// Removes every session, in registration order.
   pub fn remove_all(&mut self) -> Vec<RemovedSession> {
-    let slots: Vec<u32> = self.walk(Which::Order, self.order.head).collect();
+    let slots: Vec<u32> = self
+      .walk(Which::Order, self.order.head)
+      .map(|slot| slot.0)
+      .collect();
     slots.into_iter().map(|slot| self.remove_at(slot)).collect()
   }
 
@@ -499,13 +503,13 @@ impl MemoryStore {
   pub fn sessions(&self) -> impl Iterator<Item = SessionView<'_>> + '_ {
     self
       .walk(Which::Order, self.order.head)
-      .map(|slot| self.view(slot))
+      .map(|slot| self.view(slot.0))
   }
 
   /// The slots registered after registration `(slot, seq)`, in registration
   /// order; `None` when that registration is gone.
   pub fn sessions_after(&self, slot: Slot, seq: u64) -> Option<impl Iterator<Item = Slot> + '_> {
-    match self.sessions.get(slot as usize) {
+    match self.sessions.get(slot.0 as usize) {
       Some(entry) if entry.client != NIL && entry.seq == seq => {
         Some(self.walk(Which::Order, entry.order_links.next))
       }
@@ -518,11 +522,11 @@ impl MemoryStore {
     self.walk(Which::Activity, self.activity.head)
   }
 
-  /// The slots less recently active than none but registration `(slot,
-  /// seq)` and those before it: the activity order from just after it.
-  /// `None` when that registration is gone. O(1) to start.
+  /// The slots after registration `(slot, seq)` in the activity order
+  /// (least recently active first); `None` when that registration is gone.
+  /// O(1) to start.
   pub fn by_activity_after(&self, slot: Slot, seq: u64) -> Option<impl Iterator<Item = Slot> + '_> {
-    match self.sessions.get(slot as usize) {
+    match self.sessions.get(slot.0 as usize) {
       Some(entry) if entry.client != NIL && entry.seq == seq => {
         Some(self.walk(Which::Activity, entry.activity_links.next))
       }

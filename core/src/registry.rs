@@ -1,12 +1,12 @@
 //! The registry's rules on top of its [`MemoryStore`].
 
 use crate::change::{Change, SessionRecord};
-use crate::close::{CloseOrder, CloseOutcome, CloseReason, CloseReport, CloseTracker, Ticket};
+use crate::close::{CloseOrder, CloseOutcome, CloseReason, CloseReport, CloseTracker};
 use crate::cursor::Cursor;
 use crate::metrics::{Metrics, MetricsRecorder};
 use crate::policy::{LimitScope, Policy};
 use crate::store::{RemovedSession, SessionView};
-use crate::{Error, HealthReading, MemoryStore, Slot};
+use crate::{Error, HealthReading, MemoryStore, Slot, Ticket};
 
 /// What `getSessionInfo` reports about a session, borrowed from the registry.
 #[derive(Debug, Clone, Copy)]

@@ -81,7 +81,7 @@ fn pick() -> impl Strategy<Value = Pick> {
   prop_oneof![
     3 => any::<usize>().prop_map(Pick::Live),
     2 => any::<usize>().prop_map(Pick::Past),
-    1 => (0..8u32, 0..24u64).prop_map(|(slot, seq)| Pick::Raw(slot, seq)),
+    1 => (0..8u32, 0..24u64).prop_map(|(slot, seq)| Pick::Raw(Slot(slot), seq)),
   ]
 }
 
@@ -198,7 +198,8 @@ struct Model {
   /// Every registration ever made, as `(slot, seq)`.
   history: Vec<(Slot, u64)>,
   next_seq: u64,
-  last_ticket: Ticket,
+  /// The number of the last ticket handed out.
+  last_ticket: u64,
   closing: BTreeMap<Ticket, Closing>,
   disposed: bool,
   counters: Counters,
@@ -332,7 +333,7 @@ impl Model {
     self.counters.lifetime_total += (now - session.registered_at).max(0.0);
     self.last_ticket += 1;
     self.closing.insert(
-      self.last_ticket,
+      Ticket(self.last_ticket),
       Closing {
         session: session.id,
         client: session.client,
@@ -344,7 +345,7 @@ impl Model {
     );
     self.gone_metrics.push(session.metrics);
     CloseOrder {
-      ticket: self.last_ticket,
+      ticket: Ticket(self.last_ticket),
       slot: session.slot,
     }
   }
@@ -453,7 +454,7 @@ impl Harness {
       }
       Pick::Past(k) if !m.history.is_empty() => m.history[k % m.history.len()],
       Pick::Raw(slot, seq) => (slot, seq),
-      _ => (0, 0),
+      _ => (Slot(0), 0),
     }
   }
 
@@ -465,8 +466,8 @@ impl Harness {
         .keys()
         .nth(k % self.model.closing.len())
         .unwrap(),
-      TicketPick::Pending(_) => self.model.last_ticket + 1,
-      TicketPick::Any(k) => (k as u64) % (self.model.last_ticket + 1) + 1,
+      TicketPick::Pending(_) => Ticket(self.model.last_ticket + 1),
+      TicketPick::Any(k) => Ticket((k as u64) % (self.model.last_ticket + 1) + 1),
     }
   }
 
@@ -646,7 +647,7 @@ impl Harness {
           .registry
           .eviction_candidates(scope, client, None, usize::MAX);
         match candidates.len() {
-          0 => (0, 0),
+          0 => (Slot(0), 0),
           n => candidates[k % n],
         }
       }
@@ -889,7 +890,7 @@ impl Harness {
           );
         }
         // A cursor whose registration is gone starts over.
-        let gone = (u32::MAX - 1, u64::MAX);
+        let gone = (Slot(u32::MAX - 1), u64::MAX);
         let first: Vec<(Slot, u64)> = all.iter().copied().take(2).collect();
         assert_eq!(
           registry.eviction_candidates(scope, client, Some(gone), 2),
@@ -923,7 +924,7 @@ impl Harness {
         Some((closing.session.as_str(), closing.client.as_str()))
       );
     }
-    assert!(!registry.is_closing(model.last_ticket + 1));
+    assert!(!registry.is_closing(Ticket(model.last_ticket + 1)));
     assert_eq!(
       registry.close_capacity(),
       model
