@@ -1,5 +1,5 @@
-import { spawnSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { hostPlatform } from './platform'
 
@@ -47,4 +47,39 @@ export function installPacked(work: string): { packed: Packed; app: string } {
   )
   if (npm.status !== 0) throw new Error(`npm install of the tarballs failed:\n${npm.stderr}`)
   return { packed, app }
+}
+
+/** The files of a tarball, as paths inside the package, sorted. */
+export function listTarball(tarball: string): string[] {
+  return execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean)
+    .map((entry) => entry.replace(/^package\//, ''))
+    .sort()
+}
+
+/**
+ * What the main tarball must hold, sorted, for a tree whose surface is
+ * `libDir`: the entry, the surface compiled with its types and declaration
+ * maps, the sources the maps point to, the loader, and the docs. Nothing
+ * else: no tarball, staging folder, binary, test or configuration.
+ */
+export function mainTarballFiles(libDir: string): string[] {
+  const surface = readdirSync(libDir)
+    .filter((file) => file.endsWith('.ts'))
+    .flatMap((file) => {
+      const name = file.replace(/\.ts$/, '')
+      return [`lib/${file}`, `dist/${name}.js`, `dist/${name}.d.ts`, `dist/${name}.d.ts.map`]
+    })
+  return [
+    'CHANGELOG.md',
+    'LICENSE',
+    'README.md',
+    'index.d.ts',
+    'index.js',
+    'native.d.ts',
+    'native.js',
+    'package.json',
+    ...surface,
+  ].sort()
 }

@@ -120,7 +120,8 @@ for (const current of modes)
       await advance(2_500) // the automatic cleanup ran at 1 s and 2 s
       assert.equal(registry.touch('s1'), true)
       const moved = registry.getSessionInfo('s1').lastActivityAt - registeredAt
-      assert.ok(moved >= 2_000 && moved < 3_000, `the registry's time moved ${moved} ms`)
+      // Two runs' intervals, less the moment between arming the first and registering.
+      assert.ok(moved > 1_900 && moved < 3_000, `the registry's time moved ${moved} ms`)
       await finish(registry.dispose())
     })
 

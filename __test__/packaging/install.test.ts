@@ -1,22 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execFileSync, spawnSync } from 'node:child_process'
-import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { installPacked, type Packed } from '../helpers/packed'
+import { installPacked, listTarball, mainTarballFiles, type Packed } from '../helpers/packed'
 import { hostPlatform } from '../helpers/platform'
 
 const root = join(__dirname, '..', '..')
 const consumer = join(__dirname, '..', 'fixtures', 'consumer')
 const host = hostPlatform()
-
-function listTarball(tarball: string): string[] {
-  return execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' })
-    .split('\n')
-    .filter(Boolean)
-    .map((entry) => entry.replace(/^package\//, ''))
-    .sort()
-}
 
 function node(args: string[], cwd: string): unknown {
   return JSON.parse(execFileSync(process.execPath, args, { cwd, encoding: 'utf8', timeout: 30_000 }))
@@ -40,25 +32,7 @@ describe('the packed package, installed into a fresh project', () => {
 
   it('the main tarball holds the entry, the surface with its types, maps and sources, the loader, the docs, and no binary', () => {
     // The declaration maps point into lib/*.ts, so an editor's go-to-definition lands in the source.
-    const surface = readdirSync(join(root, 'lib'))
-      .filter((file) => file.endsWith('.ts'))
-      .flatMap((file) => {
-        const name = file.replace(/\.ts$/, '')
-        return [`lib/${file}`, `dist/${name}.js`, `dist/${name}.d.ts`, `dist/${name}.d.ts.map`]
-      })
-    expect(listTarball(packed.main)).toEqual(
-      [
-        'CHANGELOG.md',
-        'LICENSE',
-        'README.md',
-        'index.d.ts',
-        'index.js',
-        'native.d.ts',
-        'native.js',
-        'package.json',
-        ...surface,
-      ].sort(),
-    )
+    expect(listTarball(packed.main)).toEqual(mainTarballFiles(join(root, 'lib')))
   })
 
   it("this platform's tarball holds the binary, README and LICENSE", () => {

@@ -4,6 +4,7 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, syml
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { hostPlatform } from '../helpers/platform'
+import { listTarball } from '../helpers/packed'
 
 const root = join(__dirname, '..', '..')
 const host = hostPlatform()
@@ -26,14 +27,6 @@ interface Run {
   status: number | null
   stdout: string
   stderr: string
-}
-
-function listTarball(tarball: string): string[] {
-  return execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' })
-    .split('\n')
-    .filter(Boolean)
-    .map((entry) => entry.replace(/^package\//, ''))
-    .sort()
 }
 
 // `npm run pack` with its defaults, in a copy of this working tree (built

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseTriple } from '@napi-rs/cli'
 import { hostPlatform } from '../helpers/platform'
+import { listTarball, mainTarballFiles } from '../helpers/packed'
 
 const root = join(__dirname, '..', '..')
 const host = hostPlatform()
@@ -48,14 +49,6 @@ function npm(args: string[], cwd: string, env: Record<string, string> = {}): Run
     shell: process.platform === 'win32',
   })
   return { status: result.status, stdout: result.stdout, stderr: result.stderr }
-}
-
-function listTarball(tarball: string): string[] {
-  return execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' })
-    .split('\n')
-    .filter(Boolean)
-    .map((entry) => entry.replace(/^package\//, ''))
-    .sort()
 }
 
 /** `+ name@version`, the line npm publish prints for each package it published (or would have). */
@@ -139,26 +132,7 @@ describe.skipIf(noGit)('npm run release, as the release workflow runs it (skippe
     expect(tarballs).toContain(`${manifest.name}-${manifest.version}.tgz`)
     const files = listTarball(join(clone, 'release', `${manifest.name}-${manifest.version}.tgz`))
 
-    const surface = readdirSync(join(clone, 'lib')).filter((file) => file.endsWith('.ts'))
-    const required = [
-      'CHANGELOG.md',
-      'LICENSE',
-      'README.md',
-      'index.d.ts',
-      'index.js',
-      'native.d.ts',
-      'native.js',
-      'package.json',
-      ...surface.flatMap((file) => {
-        const name = file.replace(/\.ts$/, '')
-        return [`lib/${file}`, `dist/${name}.js`, `dist/${name}.d.ts`]
-      }),
-    ]
-    expect(files).toEqual(expect.arrayContaining(required))
-    // Nothing else but the declaration maps: no tarball, staging folder,
-    // binary, test, Rust source or configuration.
-    const extra = files.filter((file) => !required.includes(file) && !/^dist\/[^/]+\.d\.ts\.map$/.test(file))
-    expect(extra).toEqual([])
+    expect(files).toEqual(mainTarballFiles(join(clone, 'lib')))
   })
 
   it(
