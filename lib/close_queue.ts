@@ -60,6 +60,19 @@ interface Pending {
   bystanders?: Array<() => void>
 }
 
+/**
+ * The one deadline timer. It reaches the queue only while a close it may
+ * give up on is running (`queue` is cleared once none is), so a timer left
+ * armed after the closes ended holds nothing and fires to no effect.
+ */
+interface DeadlineTimer {
+  handle: unknown
+  queue: CloseQueue | undefined
+  fired: boolean
+  /** Whether it keeps the process alive. */
+  keepsAlive: boolean
+}
+
 interface Queued {
   ticket: number
   handle: unknown
@@ -106,9 +119,7 @@ export class CloseQueue {
   private deadlineAt: number[] = []
   private deadlineTicket: number[] = []
   private deadlineHead = 0
-  private deadlineTimer: unknown = undefined
-  /** Whether the deadline timer keeps the process alive. */
-  private deadlineKeepsAlive = false
+  private deadline: DeadlineTimer | undefined = undefined
   /** Pending closes someone awaits. */
   private awaitedPending = 0
   /** Ends not reported to the core yet, as columns. */
@@ -304,7 +315,7 @@ export class CloseQueue {
       }
       for (const resolve of pending.bystanders ?? []) resolve()
     }
-    this.releaseDeadlineTimer()
+    this.releaseDeadline()
     // Ended closes free room under the concurrency bound: refill in this
     // turn while the slice lasts, else in the next.
     if (this.queueHead < this.queue.length && !this.pumpScheduled) {
@@ -320,30 +331,40 @@ export class CloseQueue {
     }
   }
 
-  /** Once no close is running the deadline timer goes; once none is awaited it stops keeping the process alive. */
-  private releaseDeadlineTimer(): void {
-    if (this.deadlineTimer === undefined) return
+  /**
+   * Once no close is running the deadline timer lets go of the queue, and
+   * once none is awaited it stops keeping the process alive. It is not
+   * cleared: it fires once to no effect (closes end far more often than
+   * their deadlines come, and a timer per close would cost more).
+   */
+  private releaseDeadline(): void {
+    const deadline = this.deadline
+    if (deadline === undefined) return
     this.pruneDeadlines()
-    if (this.deadlineHead === this.deadlineTicket.length) {
-      this.time.clearTimer(this.deadlineTimer)
-      this.deadlineTimer = undefined
-    } else {
-      this.updateKeepAlive()
-    }
+    if (this.deadlineHead === this.deadlineTicket.length) deadline.queue = undefined
+    this.updateKeepAlive()
   }
 
+  /** The deadline timer keeps the process alive exactly while a close someone awaits is pending. */
   private updateKeepAlive(): void {
+    const deadline = this.deadline
     const keepAlive = this.awaitedPending > 0
-    if (this.deadlineTimer === undefined || keepAlive === this.deadlineKeepsAlive) return
-    this.time.keepAlive(this.deadlineTimer, keepAlive)
-    this.deadlineKeepsAlive = keepAlive
+    if (deadline === undefined || deadline.fired || keepAlive === deadline.keepsAlive) return
+    this.time.keepAlive(deadline.handle, keepAlive)
+    deadline.keepsAlive = keepAlive
   }
 
   private watchDeadline(ticket: number): void {
     this.pruneDeadlines()
     this.deadlineAt.push(this.time.now() + this.closeTimeoutMs)
     this.deadlineTicket.push(ticket)
-    if (this.deadlineTimer === undefined) this.armDeadlines()
+    const deadline = this.deadline
+    if (deadline === undefined || deadline.fired) {
+      this.armDeadlines()
+    } else {
+      deadline.queue = this
+      this.updateKeepAlive()
+    }
   }
 
   /** Drops the deadlines of closes that ended from the front, and compacts. */
@@ -371,27 +392,34 @@ export class CloseQueue {
    */
   private armDeadlines(): void {
     this.pruneDeadlines()
-    if (this.deadlineTimer !== undefined) {
-      this.time.clearTimer(this.deadlineTimer)
-      this.deadlineTimer = undefined
-    }
+    if (this.deadline !== undefined && !this.deadline.fired) this.time.clearTimer(this.deadline.handle)
+    this.deadline = undefined
     if (this.deadlineHead === this.deadlineTicket.length) return
     const at = this.deadlineAt[this.deadlineHead]!
     const now = this.time.now()
     // A deadline further away than a timer can wait is reached in steps.
     const reachable = at - now <= MAX_DELAY_MS
     const firedFor = reachable ? at : now + MAX_DELAY_MS
-    this.deadlineKeepsAlive = this.awaitedPending > 0
-    this.deadlineTimer = this.time.setTimer(
-      () => this.sweepDeadlines(firedFor),
+    const deadline: DeadlineTimer = {
+      handle: undefined,
+      queue: this,
+      fired: false,
+      keepsAlive: this.awaitedPending > 0,
+    }
+    deadline.handle = this.time.setTimer(
+      () => {
+        deadline.fired = true
+        deadline.queue?.sweepDeadlines(firedFor)
+      },
       reachable ? Math.max(0, at - now) : MAX_DELAY_MS,
-      this.deadlineKeepsAlive,
+      deadline.keepsAlive,
     )
+    this.deadline = deadline
   }
 
   /** Gives up on the closes due by `firedFor`, the time the timer was set for, or by now. */
   private sweepDeadlines(firedFor: number): void {
-    this.deadlineTimer = undefined
+    this.deadline = undefined
     const now = Math.max(this.time.now(), firedFor)
     while (this.deadlineHead < this.deadlineTicket.length) {
       const at = this.deadlineAt[this.deadlineHead]!
