@@ -31,6 +31,8 @@ export interface LocalRegistry<H> {
   /** Closes on another node's behalf (close reason `'remote'`); how many were closed. */
   closeRemote(sessionId: string): Promise<number>
   cleanupRemote(clientId: string): Promise<number>
+  /** Hands the cluster every session held now, to re-assert (it asked for it). */
+  reseed(): void
 }
 
 /** Calls the native cluster; its errors become the registry's errors of this realm. */
@@ -260,6 +262,10 @@ export class Cluster<H extends NitySessionLike> implements NityCluster<H> {
 
   /** What the native cluster tells: a close another node asks of this one, or a node that died. */
   #receive(event: ClusterEvent): void {
+    if (event.kind === 'resync') {
+      if (!this.#left) this.#local.reseed()
+      return
+    }
     if (event.kind === 'nodeDown' && typeof event.nodeId === 'string') {
       const down: NityNodeDownEvent = { nodeId: event.nodeId, sessions: event.sessions ?? 0 }
       for (const listener of this.#listeners) {

@@ -112,6 +112,7 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
         )
       },
       cleanupRemote: (clientId) => this.#closeInBulk(this.#native.cleanupClientRemote(clientId, this.#time.now())),
+      reseed: () => this.#native.reseedCluster(),
     }
   }
 

@@ -256,6 +256,14 @@ impl From<Event> for ClusterEvent {
         node_id: Some(node_id),
         sessions: Some(u32::try_from(sessions).unwrap_or(u32::MAX)),
       },
+      Event::Resync => ClusterEvent {
+        kind: "resync".to_owned(),
+        request_id: None,
+        session_id: None,
+        client_id: None,
+        node_id: None,
+        sessions: None,
+      },
     }
   }
 }

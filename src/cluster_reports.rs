@@ -6,7 +6,8 @@ use napi_derive::napi;
 use crate::reports::{named, NamedNumber};
 
 /// What the cluster tells JavaScript: `kind` is `'close'` (close `sessionId`,
-/// or `clientId`'s sessions, then answer `requestId`) or `'nodeDown'`.
+/// or `clientId`'s sessions, then answer `requestId`), `'nodeDown'`, or
+/// `'resync'` (seed the cluster from the registry: `reseedCluster()`).
 #[napi(object)]
 pub struct ClusterEvent {
   pub kind: String,

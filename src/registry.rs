@@ -109,6 +109,18 @@ impl NativeRegistry {
     Ok(())
   }
 
+  /// Hands the cluster every session held now, for it to re-assert (it
+  /// asked: what Redis holds for this node can no longer be trusted). The
+  /// snapshot stands for every change published before it.
+  #[napi]
+  pub fn reseed_cluster(&mut self) {
+    if let Some(member) = &self.cluster {
+      self.core.set_change_feed(false);
+      self.core.set_change_feed(true);
+      member.seed(self.core.take_changes());
+    }
+  }
+
   /// Stops publishing (the node left the fleet).
   #[napi]
   pub fn detach_cluster(&mut self) {

@@ -4,10 +4,14 @@
 //!
 //! - **Heartbeat**: renews the lease every third of it. When the node was
 //!   fenced off (reaped while paused, or Redis lost its data) it announces
-//!   again and re-asserts every session it holds.
-//! - **Publisher**: local changes arrive on a channel and are published in
-//!   batches, in order. It keeps the set of sessions this node holds, which
-//!   is what a re-assertion publishes.
+//!   again, and the publisher re-asserts every session the node holds.
+//! - **Publisher**: local changes (the registry's change feed) arrive on a
+//!   channel and are published in batches, in order. It keeps no copy of
+//!   what the node holds: when what Redis holds for the node can no longer
+//!   be trusted (a new epoch, a publication that failed), it asks the
+//!   embedder for a seed ([`Event::Resync`]), a snapshot of every session
+//!   the registry holds taken from the registry itself ([`Member::seed`]),
+//!   and publishes that instead of the changes queued before it.
 //! - **Reaper**: every quarter lease (at most 400 ms), removes the nodes whose lease lapsed
 //!   and tells every node (`down` message); a node whose own lease lapsed
 //!   reaps nobody.
@@ -21,7 +25,7 @@
 //! counted; nothing a message says can crash a node.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,7 +38,7 @@ use tokio::task::JoinHandle;
 
 use crate::node::{ClusterNode, NodeConfig, Published};
 use crate::{ClusterError, Result};
-use nity_registry_core::{Change, SessionRecord};
+use nity_registry_core::Change;
 
 /// What the member tells its embedder.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +52,9 @@ pub enum Event {
   },
   /// A node was declared dead (or left) and its records were removed.
   NodeDown { node_id: String, sessions: usize },
+  /// Call [`Member::seed`] with every session the registry holds: what
+  /// Redis holds for this node is to be re-asserted from it.
+  Resync,
 }
 
 /// Counters for operations.
@@ -79,6 +86,9 @@ enum Message {
 
 enum Command {
   Change(Change),
+  /// Every session the registry holds, as [`Change::Registered`]: it stands
+  /// for every change queued before it.
+  Seed(Vec<Change>),
   Flush(oneshot::Sender<Result<()>>),
 }
 
@@ -98,6 +108,9 @@ struct Shared {
   /// regained, so Redis may have restarted empty.
   check_now: tokio::sync::Notify,
   next_request: AtomicU64,
+  /// Whether the last heartbeat reached Redis: a seed is asked for only
+  /// then, so a Redis that is away costs no snapshots.
+  reachable: AtomicBool,
 }
 
 /// A running member of the fleet. Dropping it stops its tasks; `leave`
@@ -136,6 +149,7 @@ impl Member {
       lease,
       check_now: tokio::sync::Notify::new(),
       next_request: AtomicU64::new(0),
+      reachable: AtomicBool::new(true),
     });
     let (commands, receiver) = mpsc::unbounded_channel();
     let subscribed = oneshot::channel();
@@ -170,6 +184,12 @@ impl Member {
       .pending_changes
       .fetch_add(1, Ordering::Relaxed);
     let _ = self.commands.send(Command::Change(change));
+  }
+
+  /// Queues a seed: every session the registry holds, taken from it after
+  /// an [`Event::Resync`]. It replaces every change queued before it.
+  pub fn seed(&self, sessions: Vec<Change>) {
+    let _ = self.commands.send(Command::Seed(sessions));
   }
 
   /// Resolves once every change queued before the call is published.
@@ -479,8 +499,10 @@ async fn heartbeat(shared: Arc<Shared>, commands: mpsc::UnboundedSender<Command>
       _ = tokio::time::sleep(every) => {}
       _ = shared.check_now.notified() => {}
     }
-    if let Ok(false) = shared.node.heartbeat().await {
-      // Fenced off: announce anew; the publisher re-asserts what it holds.
+    let beat = shared.node.heartbeat().await;
+    shared.reachable.store(beat.is_ok(), Ordering::Relaxed);
+    if let Ok(false) = beat {
+      // Fenced off: announce anew; the publisher re-asserts what the node holds.
       if shared.node.announce().await.is_ok() {
         shared
           .diagnostics
@@ -509,18 +531,48 @@ async fn reaper(shared: Arc<Shared>) {
 }
 
 async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>) {
-  // What this node holds, as published: re-asserted after a fence.
-  let mut held: HashMap<String, (String, f64)> = HashMap::new();
   let mut published_announcement = shared.node.announcements();
-  let mut failing = false;
-  while let Some(first) = commands.recv().await {
+  // Set while what Redis holds for this node cannot be trusted: the next
+  // publication is a seed from the registry.
+  let mut needs_seed = false;
+  let mut seed_asked: Option<tokio::time::Instant> = None;
+  // Flushes that wait for a seed to be published.
+  let mut waiting_flushes: Vec<oneshot::Sender<Result<()>>> = Vec::new();
+  loop {
+    // While a seed is needed, wake up now and then to ask for it again.
+    let first = if needs_seed {
+      match tokio::time::timeout(shared.lease / 3, commands.recv()).await {
+        Ok(Some(command)) => Some(command),
+        Ok(None) => return,
+        Err(_) => None,
+      }
+    } else {
+      match commands.recv().await {
+        Some(command) => Some(command),
+        None => return,
+      }
+    };
     let mut batch = Vec::new();
-    let mut flushes = Vec::new();
-    let mut next = Some(first);
+    let mut seeded = false;
+    // Queued changes in `batch` (a seed's entries are not queued changes),
+    // and queued changes a seed stands for.
+    let mut queued = 0u64;
+    let mut covered = 0u64;
+    let mut next = first;
     while let Some(command) = next {
       match command {
-        Command::Change(change) => batch.push(change),
-        Command::Flush(done) => flushes.push(done),
+        Command::Change(change) => {
+          batch.push(change);
+          queued += 1;
+        }
+        Command::Seed(sessions) => {
+          // The seed was taken after every change queued before it.
+          covered += queued;
+          queued = 0;
+          batch = sessions;
+          seeded = true;
+        }
+        Command::Flush(done) => waiting_flushes.push(done),
       }
       next = if batch.len() < BATCH * IN_FLIGHT {
         commands.try_recv().ok()
@@ -528,56 +580,67 @@ async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Co
         None
       };
     }
-    let changed = batch.len() as u64;
-    for change in &batch {
-      match change {
-        Change::Registered(record) => {
-          held.insert(
-            record.session_id.clone(),
-            (record.client_id.clone(), record.registered_at),
-          );
-        }
-        Change::Removed { session_id } => {
-          held.remove(session_id);
-        }
-      }
-    }
-    // A new epoch (a re-announcement), or an earlier failure: publish
-    // everything held, not just the batch.
     let announcement = shared.node.announcements();
-    let reassert = failing || announcement != published_announcement;
-    let outcome = if reassert {
-      reassert_all(&shared, &held).await
-    } else {
-      match publish_all(&shared, &batch).await {
-        Ok(Published::Fenced) => match shared.node.announce().await {
-          Ok(_) => {
-            shared
-              .diagnostics
-              .reannounced
-              .fetch_add(1, Ordering::Relaxed);
-            reassert_all(&shared, &held).await
-          }
-          Err(error) => Err(error),
-        },
-        Ok(Published::Applied { .. }) => Ok(()),
-        Err(error) => Err(error),
-      }
-    };
-    failing = outcome.is_err();
-    if !failing {
-      published_announcement = announcement;
+    if announcement != published_announcement {
+      needs_seed = true;
     }
+    if needs_seed && !seeded {
+      // Changes queued now are covered by the seed to come.
+      settle_pending(&shared, covered + queued);
+      let due = seed_asked.is_none_or(|at| at.elapsed() >= shared.lease / 3);
+      if due && shared.reachable.load(Ordering::Relaxed) {
+        let _ = shared.events.send(Event::Resync);
+        seed_asked = Some(tokio::time::Instant::now());
+      }
+      continue;
+    }
+    settle_pending(&shared, covered);
+    let outcome = match publish_all(&shared, &batch).await {
+      Ok(Published::Applied { .. }) => Ok(()),
+      Ok(Published::Fenced) => {
+        // Fenced off between two heartbeats: announce anew and re-seed.
+        if shared.node.announce().await.is_ok() {
+          shared
+            .diagnostics
+            .reannounced
+            .fetch_add(1, Ordering::Relaxed);
+        }
+        Err(ClusterError::Unavailable(
+          "fenced off while publishing; re-asserting".to_owned(),
+        ))
+      }
+      Err(error) => Err(error),
+    };
+    settle_pending(&shared, queued);
+    match &outcome {
+      Ok(()) => {
+        published_announcement = announcement;
+        if seeded {
+          needs_seed = false;
+          seed_asked = None;
+        }
+      }
+      Err(_) => {
+        needs_seed = true;
+        seed_asked = None;
+      }
+    }
+    for done in waiting_flushes.drain(..) {
+      let _ = done.send(outcome.clone());
+    }
+    if outcome.is_err() {
+      tokio::time::sleep(shared.lease / 6).await;
+    }
+  }
+}
+
+/// `count` queued changes left the queue (published, or covered by a seed).
+fn settle_pending(shared: &Shared, count: u64) {
+  if count > 0 {
     shared
       .diagnostics
       .pending_changes
-      .fetch_sub(changed, Ordering::Relaxed);
-    for done in flushes {
-      let _ = done.send(outcome.clone());
-    }
-    if failing {
-      tokio::time::sleep(shared.lease / 6).await;
-    }
+      .fetch_sub(count, Ordering::Relaxed);
   }
 }
 
@@ -599,24 +662,4 @@ async fn publish_all(shared: &Shared, changes: &[Change]) -> Result<Published> {
       conflicts: Vec::new(),
     }
   })
-}
-
-/// Publishes every session held, in batches, under the current epoch.
-async fn reassert_all(shared: &Shared, held: &HashMap<String, (String, f64)>) -> Result<()> {
-  let all: Vec<Change> = held
-    .iter()
-    .map(|(session_id, (client_id, registered_at))| {
-      Change::Registered(SessionRecord {
-        session_id: session_id.clone(),
-        client_id: client_id.clone(),
-        registered_at: *registered_at,
-      })
-    })
-    .collect();
-  match publish_all(shared, &all).await? {
-    Published::Applied { .. } => Ok(()),
-    Published::Fenced => Err(ClusterError::Unavailable(
-      "fenced off while re-asserting".to_owned(),
-    )),
-  }
 }

@@ -12,7 +12,8 @@ use support::{config, RedisServer};
 use tokio::sync::mpsc;
 
 /// A member with a stand-in for the registry that embeds it: the sessions it
-/// holds, closing them when asked and publishing the removals.
+/// holds, closing them when asked and publishing the removals, and seeding
+/// the member from them when it asks.
 struct Node {
   member: Arc<Member>,
   held: Arc<Mutex<HashSet<String>>>,
@@ -76,6 +77,23 @@ impl Node {
             member.answer(&request_id, closed.len()).await.unwrap();
           }
           Event::NodeDown { node_id, sessions } => downs2.lock().unwrap().push((node_id, sessions)),
+          // The stand-in's ids are `client/n`, registered at time n.
+          Event::Resync => {
+            let seed = held2
+              .lock()
+              .unwrap()
+              .iter()
+              .map(|id| {
+                let (client, n) = id.split_once('/').unwrap();
+                Change::Registered(SessionRecord {
+                  session_id: id.clone(),
+                  client_id: client.to_owned(),
+                  registered_at: n.parse().unwrap(),
+                })
+              })
+              .collect();
+            member.seed(seed);
+          }
         }
       }
     });
