@@ -4,9 +4,9 @@
 
 import type { CloseQueue } from './close_queue'
 import { callNative, fromNative, nityError } from './errors'
-import type { Admitted, Limit, NativeRegistry } from './native'
+import { type Admitted, type Limit, type NativeRegistry, RunningCode } from './native'
 import type { Entry, SessionIndex } from './session_index'
-import { isRunning } from './stale_scan'
+import { askRunning } from './stale_scan'
 
 /** Candidates asked `isRunning()` per look at the core. */
 const EVICTION_BATCH = 32
@@ -103,7 +103,8 @@ function findIdle<H>(
     if (count === 0) return undefined
     for (let i = 0; i < count; i++) {
       const entry = index.at(candidates.slots[i]!)
-      if (entry !== undefined && !isRunning(entry.handle)) {
+      // Only a session that says it is not running may be evicted.
+      if (entry !== undefined && askRunning(entry.handle) === RunningCode.NotRunning) {
         return { slot: candidates.slots[i]!, seq: candidates.seqs[i]! }
       }
     }

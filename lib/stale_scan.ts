@@ -20,12 +20,20 @@ const STATES: Record<string, HealthCode> = {
   error: HealthCode.Error,
 }
 
-/** Only a session that says so is not running; one that cannot say is. */
-export function isRunning(handle: unknown): boolean {
+/**
+ * What a session's `isRunning()` answers, as a code: `Running` for `true`,
+ * `NotRunning` for `false`, `Unknown` when it has no `isRunning`, throws or
+ * answers anything else. What an unknown answer means is the core's to
+ * decide (it never closes or evicts on one).
+ */
+export function askRunning(handle: unknown): RunningCode {
   try {
-    return (handle as { isRunning(): unknown }).isRunning() !== false
+    const isRunning = (handle as { isRunning?: unknown }).isRunning
+    if (typeof isRunning !== 'function') return RunningCode.Unknown
+    const answer: unknown = isRunning.call(handle)
+    return answer === false ? RunningCode.NotRunning : answer === true ? RunningCode.Running : RunningCode.Unknown
   } catch {
-    return true
+    return RunningCode.Unknown
   }
 }
 
@@ -89,7 +97,7 @@ export function scanStale<H>(
           continue
         }
         if (idle !== undefined && idle[count] === 1) {
-          running[count] = isRunning(entry.handle) ? RunningCode.Running : RunningCode.NotRunning
+          running[count] = askRunning(entry.handle)
         }
         readHealth(entry.handle, health, timedOut, count)
       }
