@@ -170,7 +170,8 @@ export interface NitySessionRegistryOptions {
   idleTimeoutMs?: number | undefined
   /**
    * How long a `close()` may take before the registry gives up on it and
-   * reports it as timed out (default 10,000 ms).
+   * reports it as timed out (default 10,000 ms). Until then, a close that a
+   * call returned a promise for keeps the process alive.
    */
   closeTimeoutMs?: number | undefined
   /** Most closes bulk cleanups run at once (default 64). */
