@@ -726,6 +726,20 @@ describe('activity', () => {
     expect(registry.getSessionInfo('other')?.lastActivityAt).toBe(start)
   })
 
+  it('a session that takes the slot of one looked up later than its registration starts with its own activity', async () => {
+    const clock = new ManualClock()
+    const registry = new NitySessionRegistry<FakeSession>({ clock, idleTimeoutMs: 1_000 })
+    registry.register('c1', new FakeSession('old'))
+    clock.advance(500)
+    registry.getSession('old') // a lookup at +500
+    await registry.unregister('old')
+    clock.advance(-400) // a clock that stepped back: the new session registers before that lookup
+    registry.register('c1', new FakeSession('new')) // the freed slot is reused
+    const registeredAt = registry.getSessionInfo('new')?.registeredAt
+    expect(registry.getSessionInfo('new')?.lastActivityAt).toBe(registeredAt)
+    expect(registry.list().sessions.map((s) => s.lastActivityAt)).toEqual([registeredAt])
+  })
+
   it('getSessionInfo and list do not count as activity', () => {
     const clock = new ManualClock()
     const registry = new NitySessionRegistry<FakeSession>({ clock })
