@@ -48,7 +48,16 @@ export class Batch {
   }
 }
 
+/** The session a close is of, as the index had it. */
+export interface Closing {
+  readonly handle: unknown
+  readonly id: string
+  readonly clientId: string
+}
+
 interface Pending {
+  readonly sessionId: string
+  readonly clientId: string
   /** Its end is known and waits to be reported. */
   ended: boolean
   /** Someone awaits its end (a caller, an awaited batch, a bystander). */
@@ -109,6 +118,8 @@ function startClose(handle: unknown, report: (fulfilled: boolean, value: unknown
 
 export class CloseQueue {
   private readonly pending = new Map<number, Pending>()
+  /** The latest close in flight of each session id, for an `unregister` that finds it closing. */
+  private readonly closingIds = new Map<string, number>()
   private queue: Queued[] = []
   private queueHead = 0
   private pumping = false
@@ -140,10 +151,12 @@ export class CloseQueue {
    * counted as started, and returns the promise of the `unregister` that
    * ordered it.
    */
-  closeNow(ticket: number, handle: unknown): Promise<void> {
+  closeNow(ticket: number, session: Closing): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.track(ticket, { ended: false, awaited: true, caller: { resolve, reject } })
-      startClose(handle, (fulfilled, value) => this.end(ticket, fulfilled ? CloseEnd.Closed : CloseEnd.Failed, value))
+      this.track(ticket, session, { ended: false, awaited: true, caller: { resolve, reject } })
+      startClose(session.handle, (fulfilled, value) =>
+        this.end(ticket, fulfilled ? CloseEnd.Closed : CloseEnd.Failed, value),
+      )
       // A close that settled at once is told at once: its close event comes
       // before `unregister` returns.
       if (this.pending.get(ticket)?.ended === true) this.reportEnds()
@@ -151,9 +164,13 @@ export class CloseQueue {
     })
   }
 
-  /** A promise that resolves when the close of `ticket` ends, however it ends. */
-  whenClosed(ticket: number): Promise<void> {
-    const pending = this.pending.get(ticket)
+  /**
+   * A promise that resolves when the close in flight of the session `id`
+   * ends, however it ends; at once when none is.
+   */
+  whenClosed(id: string): Promise<void> {
+    const ticket = this.closingIds.get(id)
+    const pending = ticket === undefined ? undefined : this.pending.get(ticket)
     if (pending === undefined) return Promise.resolve()
     if (!pending.awaited) {
       pending.awaited = true
@@ -176,23 +193,26 @@ export class CloseQueue {
     return new Batch(done, open, awaited)
   }
 
-  private track(ticket: number, pending: Pending): void {
-    this.pending.set(ticket, pending)
-    if (pending.awaited) this.awaitedPending += 1
+  private track(ticket: number, session: Closing | undefined, state: Omit<Pending, 'sessionId' | 'clientId'>): void {
+    const sessionId = session?.id ?? ''
+    this.pending.set(ticket, { sessionId, clientId: session?.clientId ?? '', ...state })
+    this.closingIds.set(sessionId, ticket)
+    if (state.awaited) this.awaitedPending += 1
   }
 
   /**
    * Queues closes of `batch`'s members without starting any (no user code
-   * runs), then starts what the current slice allows. `handles[i]` is
+   * runs), then starts what the current slice allows. `sessions[i]` is
    * closed and reported with `tickets[i]`.
    */
-  enqueue(batch: Batch, tickets: Float64Array, handles: unknown[]): void {
+  enqueue(batch: Batch, tickets: Float64Array, sessions: ReadonlyArray<Closing | undefined>): void {
     batch.remaining += tickets.length
     batch.removed += tickets.length
     for (let i = 0; i < tickets.length; i++) {
       const ticket = tickets[i]!
-      this.track(ticket, { ended: false, awaited: batch.awaited, batch })
-      this.queue.push({ ticket, handle: handles[i] })
+      const session = sessions[i]
+      this.track(ticket, session, { ended: false, awaited: batch.awaited, batch })
+      this.queue.push({ ticket, handle: session?.handle })
     }
   }
 
@@ -292,14 +312,15 @@ export class CloseQueue {
       const pending = this.pending.get(ticket)
       if (pending === undefined) continue
       this.pending.delete(ticket)
+      if (this.closingIds.get(pending.sessionId) === ticket) this.closingIds.delete(pending.sessionId)
       if (pending.awaited) this.awaitedPending -= 1
       const closed = how[i] === CloseEnd.Closed
       const report = reports?.[i]
       if (report !== undefined && report !== null) {
         const failure = closed ? undefined : { error: errors[i], timedOut: how[i] === CloseEnd.TimedOut }
         this.hooks.deliver(
-          report.sessionId,
-          report.clientId,
+          pending.sessionId,
+          pending.clientId,
           report.reason as NitySessionCloseReason,
           report.durationMs,
           failure,

@@ -3,9 +3,9 @@
 // one step of the core with the new registration.
 
 import type { CloseQueue } from './close_queue'
-import { callNative, fromNative, nityError } from './errors'
-import { type Admitted, type Limit, type NativeRegistry, RunningCode } from './native'
-import type { Entry, SessionIndex } from './session_index'
+import { fromNative } from './errors'
+import { type Admitted, type NativeRegistry, RunningCode } from './native'
+import type { SessionIndex } from './session_index'
 import { askRunning } from './stale_scan'
 
 /** Candidates asked `isRunning()` per look at the core. */
@@ -19,86 +19,68 @@ export interface Parts<H> {
   index: SessionIndex<H>
   closes: CloseQueue
   now: () => number
-  flushLookups: () => void
 }
 
 /**
- * `register` in a full registry with `evictIdle`: finds the least recently
- * active session that says it is not running (asking in small batches,
- * least recently active first), then evicts it and registers in one step
- * of the core. `isRunning()` may call back into the registry, so the core
- * re-checks that the victim still makes room; if it no longer does, the
- * search starts over, a few times at most.
+ * `register` in a full registry with `evictIdle`, after the core refused it
+ * with `refused`: finds the least recently active session that says it is
+ * not running (asking in small batches, least recently active first), then
+ * the core evicts it and registers in one step. `isRunning()` may call back
+ * into the registry, so the core decides again with what is registered
+ * then: there may be room now, or the victim may no longer make room (then
+ * the search starts over, a few times at most). With no victim the core
+ * refuses with the limit's error.
  */
-export function registerEvicting<H>(parts: Parts<H>, clientId: string, id: string, session: H): void {
-  const { native, index, closes, now, flushLookups } = parts
+export function registerEvicting<H>(parts: Parts<H>, clientId: string, id: string, session: H, refused: unknown): void {
+  const { native, index, closes, now } = parts
+  let error = refused
   for (let attempt = 0; attempt < EVICTION_ATTEMPTS; attempt++) {
-    flushLookups()
-    const limit = native.full(clientId)
-    if (limit === undefined || limit === null) {
-      // Room appeared meanwhile (a close or unregister in isRunning()).
-      const slot = callNative(() => native.register(clientId, id, now()))
-      index.add(slot, id, clientId, session)
-      return
-    }
-    const victim = findIdle(native, index, limit, clientId)
-    if (victim === undefined) throw limitError(native, limit, clientId)
+    const victim = findIdle(native, index, clientId)
     let admitted: Admitted
     try {
-      admitted = native.registerEvicting(clientId, id, victim.slot, victim.seq, now())
+      admitted = native.registerEvicting(clientId, id, index.byId.get(id)?.clientId, victim?.slot, victim?.seq, now())
     } catch (thrown) {
-      const error = fromNative(thrown) as Error & { code?: string }
-      if (error.code === 'ERR_SESSION_LIMIT' || error.code === 'ERR_CLIENT_SESSION_LIMIT') continue
+      error = fromNative(thrown)
+      const code = (error as { code?: unknown }).code
+      // A victim that no longer makes room: search again.
+      if (victim !== undefined && (code === 'ERR_SESSION_LIMIT' || code === 'ERR_CLIENT_SESSION_LIMIT')) continue
       throw error
     }
-    // The new session may be given the victim's slot: the victim's handle
-    // leaves the index first, then the new one takes the slot, then the
-    // victim's close may run.
-    let evicted: Entry<H> | undefined
-    if (admitted.evictedSlot !== undefined && admitted.evictedSlot !== null) {
-      evicted = index.take(admitted.evictedSlot)
-    }
+    // The victim leaves the index before the new session takes its slot (it
+    // may be given the same one), and before the victim's close runs.
+    const evicted =
+      admitted.evictedSlot === undefined || admitted.evictedSlot === null
+        ? undefined
+        : index.applyOne(admitted.evictedSlot)
     index.add(admitted.slot, id, clientId, session)
     if (admitted.evictedTicket !== undefined && admitted.evictedTicket !== null) {
       const batch = closes.batch(() => {}, false, false)
-      closes.enqueue(batch, new Float64Array([admitted.evictedTicket]), [evicted?.handle])
+      closes.enqueue(batch, new Float64Array([admitted.evictedTicket]), [evicted])
       closes.seal(batch)
       closes.pump()
     }
     return
   }
-  const limit = native.full(clientId)
-  if (limit !== undefined && limit !== null) throw limitError(native, limit, clientId)
-  throw nityError('ERR_SESSION_LIMIT', 'the registry is full and no idle session could be evicted')
-}
-
-/** The core's error for a registration refused by `limit`. */
-function limitError(native: NativeRegistry, limit: Limit, clientId: string): unknown {
-  try {
-    native.limitError(limit, clientId)
-  } catch (thrown) {
-    return fromNative(thrown)
-  }
-  return nityError('ERR_SESSION_LIMIT', 'the registry is full')
+  throw error
 }
 
 /**
- * The least recently active registration under `limit` whose session says
- * it is not running. Each batch resumes after the last candidate of the
- * one before, so the search is linear in the sessions it asks; it asks
- * each session about once (a callback that removes the cursor's session
- * makes the next batch start over, so the asking is bounded too).
+ * The least recently active registration the core offers for eviction whose
+ * session says it is not running. Each batch resumes after the last
+ * candidate of the one before, so the search is linear in the sessions it
+ * asks; it asks each session about once (a callback that removes the
+ * cursor's session makes the next batch start over, so the asking is
+ * bounded too).
  */
 function findIdle<H>(
   native: NativeRegistry,
   index: SessionIndex<H>,
-  limit: Limit,
   clientId: string,
 ): { slot: number; seq: number } | undefined {
   let afterSlot: number | undefined
   let afterSeq: number | undefined
   for (let budget = index.byId.size + EVICTION_BATCH; budget > 0; budget -= EVICTION_BATCH) {
-    const candidates = native.evictionCandidates(limit, clientId, afterSlot, afterSeq, EVICTION_BATCH)
+    const candidates = native.evictionCandidates(clientId, afterSlot, afterSeq, EVICTION_BATCH, index.lookups)
     const count = candidates.slots.length
     if (count === 0) return undefined
     for (let i = 0; i < count; i++) {

@@ -14,7 +14,7 @@ import { readListOptions } from './list_options'
 import { LookupTime } from './lookup_time'
 import { NativeRegistry } from './native'
 import { readDuration, readOptions, type Options } from './options'
-import { SessionIndex } from './session_index'
+import { SessionIndex, type Entry } from './session_index'
 import { scanStale } from './stale_scan'
 import { registryTime, type Time } from './time'
 import type {
@@ -73,13 +73,17 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
     const read = readOptions(options)
     this.#options = read
     this.#time = registryTime(read.clock)
-    this.#native = new NativeRegistry({
-      maxSessions: read.maxSessions,
-      maxSessionsPerClient: read.maxSessionsPerClient,
-      evictIdle: read.evictIdle,
-      idleTimeoutMs: read.idleTimeoutMs,
-      maxConcurrentCloses: read.maxConcurrentCloses,
-    })
+    this.#native = new NativeRegistry(
+      {
+        maxSessions: read.maxSessions,
+        maxSessionsPerClient: read.maxSessionsPerClient,
+        evictIdle: read.evictIdle,
+        idleTimeoutMs: read.idleTimeoutMs,
+        maxConcurrentCloses: read.maxConcurrentCloses,
+      },
+      // The cluster's change feed names sessions: only then does the core keep their ids.
+      read.cluster !== undefined,
+    )
     this.#index = new SessionIndex<H>()
     this.#closes = new CloseQueue(this.#native, this.#time, this.#hooks, read.closeTimeoutMs)
     if (read.onSessionClosed !== undefined) this.#hooks.add(read.onSessionClosed)
@@ -101,17 +105,15 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
       unregister: (sessionId) => this.unregister(sessionId),
       cleanupClient: (clientId) => this.cleanupClient(clientId),
       closeRemote: (sessionId) => {
-        const entry = this.#index.byId.get(sessionId)
-        if (entry === undefined) return Promise.resolve(0)
-        const ticket = this.#native.unregisterRemote(sessionId, this.#time.now())
-        if (ticket === undefined || ticket === null) return Promise.resolve(0)
-        this.#index.take(entry.slot)
-        return this.#closes.closeNow(ticket, entry.handle).then(
-          () => 1,
-          () => 1,
-        )
+        const closing = this.#unregister(sessionId, true)
+        return closing === undefined
+          ? Promise.resolve(0)
+          : closing.then(
+              () => 1,
+              () => 1,
+            )
       },
-      cleanupRemote: (clientId) => this.#closeInBulk(this.#native.cleanupClientRemote(clientId, this.#time.now())),
+      cleanupRemote: (clientId) => this.#closeInBulk(this.#native.cleanupClient(clientId, true, this.#time.now())),
       reseed: () => this.#native.reseedCluster(),
     }
   }
@@ -138,21 +140,19 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
     if (id !== '' && clientId !== '' && typeof session.close !== 'function') {
       throw invalidArgument('ERR_INVALID_SESSION', 'session.close', session.close, 'a function')
     }
+    const existing = this.#index.byId.get(id)
+    // Registering the very same handle under the same client again is a no-op.
+    if (existing !== undefined && existing.handle === session && existing.clientId === clientId) return
     let slot: number
     try {
-      slot = this.#native.register(clientId, id, this.#time.now())
+      slot = this.#native.register(clientId, id, existing?.clientId, this.#time.now())
     } catch (thrown) {
       const error = fromNative(thrown) as Error & { code?: string }
-      if (error.code === 'ERR_SESSION_ALREADY_REGISTERED') {
-        const existing = this.#index.byId.get(id)
-        // Registering the very same handle under the same client again is a no-op.
-        if (existing !== undefined && existing.handle === session && existing.clientId === clientId) return
-      }
       if (
         (error.code === 'ERR_SESSION_LIMIT' || error.code === 'ERR_CLIENT_SESSION_LIMIT') &&
         this.#options.evictIdle
       ) {
-        registerEvicting(this.#evictionParts(), clientId, id, session)
+        registerEvicting(this.#evictionParts(), clientId, id, session, error)
         return
       }
       throw error
@@ -170,16 +170,18 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
     if (typeof sessionId !== 'string') {
       return Promise.reject(invalidArgument('ERR_INVALID_SESSION_ID', 'sessionId', sessionId, 'a string'))
     }
+    // Not registered here: maybe its close is still in flight.
+    return this.#unregister(sessionId, false) ?? this.#closes.whenClosed(sessionId)
+  }
+
+  /** Removes a registered session (the core orders it) and closes it; `undefined` when it is not registered. */
+  #unregister(sessionId: string, remote: boolean): Promise<void> | undefined {
     const entry = this.#index.byId.get(sessionId)
-    if (entry === undefined) {
-      // Not registered here; maybe its close is still in flight.
-      const closing = this.#native.closingTicket(sessionId)
-      return closing === undefined || closing === null ? Promise.resolve() : this.#closes.whenClosed(closing)
-    }
-    const ticket = this.#native.unregister(sessionId, this.#time.now())
-    if (ticket === undefined || ticket === null) return Promise.resolve()
-    this.#index.take(entry.slot)
-    return this.#closes.closeNow(ticket, entry.handle)
+    if (entry === undefined) return undefined
+    const ticket = this.#native.unregister(entry.slot, remote, this.#time.now())
+    if (ticket === undefined || ticket === null) return undefined
+    const removed = this.#index.applyOne(entry.slot)
+    return this.#closes.closeNow(ticket, removed ?? entry)
   }
 
   /**
@@ -191,7 +193,7 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
     if (typeof clientId !== 'string') {
       return Promise.reject(invalidArgument('ERR_INVALID_CLIENT_ID', 'clientId', clientId, 'a string'))
     }
-    return this.#closeInBulk(this.#native.cleanupClient(clientId, this.#time.now()))
+    return this.#closeInBulk(this.#native.cleanupClient(clientId, false, this.#time.now()))
   }
 
   /** The client's sessions in registration order, as a new array (empty when the client has none). */
@@ -202,9 +204,14 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
     const client = this.#index.byClient.get(clientId)
     const found: H[] = []
     if (client === undefined) return found
-    for (const entry of client.sessions) found.push(entry.handle)
     // Handing the sessions out counts as their activity.
-    this.#index.seenClient(client, this.#lookupTime.now())
+    const now = this.#lookupTime.now()
+    const lookups = this.#index.lookups
+    for (const entry of client.sessions) {
+      found.push(entry.handle)
+      // A clock that stepped back never makes a lookup look older.
+      if (lookups[entry.slot]! < now) lookups[entry.slot] = now
+    }
     return found
   }
 
@@ -216,7 +223,10 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
     const entry = this.#index.byId.get(sessionId)
     if (entry === undefined) return undefined
     // Handing the session out counts as its activity.
-    this.#index.seenSession(entry, this.#lookupTime.now())
+    const now = this.#lookupTime.now()
+    const lookups = this.#index.lookups
+    // A clock that stepped back never makes a lookup look older.
+    if (lookups[entry.slot]! < now) lookups[entry.slot] = now
     return entry.handle
   }
 
@@ -265,8 +275,10 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
     if (typeof sessionId !== 'string') {
       throw invalidArgument('ERR_INVALID_SESSION_ID', 'sessionId', sessionId, 'a string')
     }
-    this.#flushLookups()
-    return this.#native.touch(sessionId, this.#time.now())
+    const entry = this.#index.byId.get(sessionId)
+    if (entry === undefined) return false
+    this.#native.touch(entry.slot, this.#time.now())
+    return true
   }
 
   /**
@@ -281,6 +293,7 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
     if (metrics === null || typeof metrics !== 'object') {
       throw invalidArgument('ERR_INVALID_METRICS', 'metrics', metrics, 'an object of numbers')
     }
+    const entry = this.#index.byId.get(sessionId)
     const names = Object.keys(metrics)
     const values = new Float64Array(names.length)
     names.forEach((name, i) => {
@@ -290,7 +303,7 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
       }
       values[i] = value
     })
-    return this.#native.updateMetrics(sessionId, names, values)
+    return entry !== undefined && this.#native.updateMetrics(entry.slot, names, values)
   }
 
   /** `{ sessionId, clientId, registeredAt, lastActivityAt, metrics }` of a registered session, or `undefined`. Not activity. */
@@ -298,9 +311,10 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
     if (typeof sessionId !== 'string') {
       throw invalidArgument('ERR_INVALID_SESSION_ID', 'sessionId', sessionId, 'a string')
     }
-    this.#flushLookups()
-    const info = this.#native.sessionInfo(sessionId)
-    return info === undefined || info === null ? undefined : sessionInfo(info)
+    const entry = this.#index.byId.get(sessionId)
+    if (entry === undefined) return undefined
+    const info = this.#native.sessionInfo(entry.slot, this.#index.lookups)
+    return info === undefined || info === null ? undefined : sessionInfo(entry, info)
   }
 
   /** Aggregate metrics since the registry was created, kept up to date as sessions come and go. */
@@ -328,9 +342,12 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
    */
   list(options?: NitySessionListOptions): NitySessionPage {
     const { clientId, after, limit } = readListOptions(options)
-    this.#flushLookups()
-    const page = callNative(() => this.#native.list(clientId, after, limit))
-    const sessions = Array.from(page.sessions, sessionInfo)
+    const page = callNative(() => this.#native.list(clientId, after, limit, this.#index.lookups))
+    const sessions: NitySessionInfo[] = []
+    for (const row of page.sessions) {
+      const entry = this.#index.at(row.slot)
+      if (entry !== undefined) sessions.push(sessionInfo(entry, row))
+    }
     return page.next === undefined || page.next === null ? { sessions } : { sessions, next: page.next }
   }
 
@@ -381,7 +398,6 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
   }
 
   #scan(batch: Batch): void {
-    this.#flushLookups()
     scanStale(this.#native, this.#index, this.#closes, this.#time, this.#options.idleTimeoutMs !== undefined, batch)
   }
 
@@ -390,10 +406,10 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
     if (orders.tickets.length === 0) return Promise.resolve(0)
     // Every handle leaves the index before any close() runs, because a
     // close() that registers a new session may be handed one of these slots.
-    const handles = Array.from(orders.slots, (slot) => this.#index.take(slot)?.handle)
+    const removed = this.#index.apply(orders.slots)
     return new Promise<number>((resolve) => {
       const batch = this.#closes.batch(resolve, false, true)
-      this.#closes.enqueue(batch, orders.tickets, handles)
+      this.#closes.enqueue(batch, orders.tickets, removed)
       this.#closes.seal(batch)
       this.#closes.pump()
     })
@@ -406,28 +422,18 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
       index: this.#index,
       closes: this.#closes,
       now: () => this.#time.now(),
-      flushLookups: () => this.#flushLookups(),
     }
-  }
-
-  /** Hands the lookups the core has not heard of yet to it. */
-  #flushLookups(): void {
-    const lookups = this.#index.takeLookups()
-    if (lookups !== undefined) this.#native.noteLookups(lookups.slots, lookups.times)
   }
 }
 
-/** A native session report as a plain object of this realm. */
-function sessionInfo(info: {
-  sessionId: string
-  clientId: string
-  registeredAt: number
-  lastActivityAt: number
-  metrics: Array<{ name: string; value: number }>
-}): NitySessionInfo {
+/** A native session report, with the ids the index holds, as a plain object of this realm. */
+function sessionInfo(
+  entry: Entry<unknown>,
+  info: { registeredAt: number; lastActivityAt: number; metrics: Array<{ name: string; value: number }> },
+): NitySessionInfo {
   return {
-    sessionId: info.sessionId,
-    clientId: info.clientId,
+    sessionId: entry.id,
+    clientId: entry.clientId,
     registeredAt: info.registeredAt,
     lastActivityAt: info.lastActivityAt,
     metrics: record(info.metrics.map((m) => [m.name, m.value] as const)),

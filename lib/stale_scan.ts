@@ -83,7 +83,7 @@ export function scanStale<H>(
     while (position < slots.length) {
       const end = Math.min(position + CHUNK, slots.length)
       const now = time.now()
-      const idle = tracksIdle ? native.idleExpired(slots.subarray(position, end), now) : undefined
+      const idle = tracksIdle ? native.idleExpired(slots.subarray(position, end), now, index.lookups) : undefined
       timedOut.fill(0)
       running.fill(0)
       // Health is user code of unknown cost: the clock is looked at every
@@ -110,8 +110,7 @@ export function scanStale<H>(
         time.now(),
       )
       if (orders.tickets.length > 0) {
-        const handles = Array.from(orders.slots, (slot) => index.take(slot)?.handle)
-        closes.enqueue(batch, orders.tickets, handles)
+        closes.enqueue(batch, orders.tickets, index.apply(orders.slots))
         closes.pump(started)
       }
       position += count

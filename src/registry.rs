@@ -7,9 +7,7 @@ use napi_derive::napi;
 use std::sync::Arc;
 
 use nity_registry_cluster::Member;
-use nity_registry_core::{
-  CloseOutcome, CloseReason, Cursor, LimitScope, Registry, Slot, StaleReading, Ticket, Unregister,
-};
+use nity_registry_core::{CloseOutcome, CloseReason, Cursor, Registry, Slot, StaleReading, Ticket};
 
 use crate::cluster::NativeCluster;
 
@@ -20,30 +18,9 @@ use crate::reports::{
   Admitted, CloseOrders, ClosedReport, MetricsReport, PageReport, Registrations, SessionInfoReport,
 };
 
-/// Which limit a registration ran into; `Registry` and `Client` as the
-/// core's `LimitScope`.
-#[napi(string_enum = "lowercase")]
-pub enum Limit {
-  Registry,
-  Client,
-}
-
-impl From<LimitScope> for Limit {
-  fn from(scope: LimitScope) -> Limit {
-    match scope {
-      LimitScope::Registry => Limit::Registry,
-      LimitScope::Client => Limit::Client,
-    }
-  }
-}
-
-impl From<Limit> for LimitScope {
-  fn from(limit: Limit) -> LimitScope {
-    match limit {
-      Limit::Registry => LimitScope::Registry,
-      Limit::Client => LimitScope::Client,
-    }
-  }
+/// A close's ticket as JavaScript holds it.
+fn ticket_number(ticket: Ticket) -> f64 {
+  ticket.0 as f64
 }
 
 /// How a handle's close ended, one byte a close in [`NativeRegistry::settle`].
@@ -88,9 +65,15 @@ impl NativeRegistry {
 
 #[napi]
 impl NativeRegistry {
+  /// `keepIds`: keep each session's id, which a change feed (cluster mode)
+  /// needs; without it the core holds no session ids at all.
   #[napi(constructor)]
-  pub fn new(policy: PolicyOptions) -> Self {
-    let mut core = Registry::new();
+  pub fn new(policy: PolicyOptions, keep_ids: bool) -> Self {
+    let mut core = if keep_ids {
+      Registry::keeping_ids()
+    } else {
+      Registry::new()
+    };
     core.set_policy(policy.into());
     NativeRegistry {
       core,
@@ -99,12 +82,16 @@ impl NativeRegistry {
   }
 
   /// Publishes this registry's sessions, and every later change, through
-  /// `cluster` (which must be connected).
+  /// `cluster` (which must be connected; the registry must keep ids).
   #[napi]
   pub fn attach_cluster(&mut self, cluster: &NativeCluster) -> napi::Result<()> {
     let member = cluster.member().ok_or_else(not_connected)?;
+    if !self.core.set_change_feed(true) {
+      return Err(napi::Error::from_reason(
+        "ERR_CLUSTER_UNAVAILABLE: this registry was made without session ids and cannot publish",
+      ));
+    }
     self.cluster = Some(member);
-    self.core.set_change_feed(true);
     self.publish();
     Ok(())
   }
@@ -128,132 +115,104 @@ impl NativeRegistry {
     self.core.set_change_feed(false);
   }
 
-  /// Admits a session and returns its slot. Fails without a change on empty
-  /// ids, a taken id, a reached limit or a disposed registry.
+  /// Admits a session and returns its slot. `heldBy`: the client the
+  /// surface's index has this session id under, if any. Fails without a
+  /// change on empty ids, a taken id, a reached limit or a disposed
+  /// registry.
   #[napi]
-  pub fn register(&mut self, client_id: String, session_id: String, now: f64) -> Result<u32> {
+  pub fn register(
+    &mut self,
+    client_id: String,
+    session_id: String,
+    held_by: Option<String>,
+    now: f64,
+  ) -> Result<u32> {
     let slot = self
       .core
-      .register(&client_id, &session_id, now)
+      .register(&client_id, &session_id, held_by.as_deref(), now)
       .map_err(from_core)?;
     self.publish();
     Ok(slot.0)
   }
 
-  /// Which limit a new session of `client_id` would break now, if any.
-  #[napi]
-  pub fn full(&self, client_id: String) -> Option<Limit> {
-    self.core.full(&client_id).map(Limit::from)
-  }
-
-  /// `take` registrations that could make room under `limit`, least
-  /// recently active first, resuming after the candidate `(after_slot,
-  /// after_seq)` of the previous call when given.
+  /// `take` registrations whose removal could make room for a new session
+  /// of `client_id`, least recently active first (none when the registry
+  /// has room), resuming after the candidate `(after_slot, after_seq)` of
+  /// the previous call when given. `lookups`: the surface's lookup times by
+  /// slot.
   #[napi]
   pub fn eviction_candidates(
-    &self,
-    limit: Limit,
+    &mut self,
     client_id: String,
     after_slot: Option<u32>,
     after_seq: Option<f64>,
     take: u32,
+    lookups: Float64Array,
   ) -> Registrations {
     let after = after_slot
       .zip(after_seq)
       .map(|(slot, seq)| (Slot(slot), seq as u64));
     self
       .core
-      .eviction_candidates(limit.into(), &client_id, after, take as usize)
+      .eviction_candidates(&client_id, after, take as usize, &lookups)
       .into()
   }
 
-  /// Admits a session by closing the registration `(victim_slot,
-  /// victim_seq)` in the same step, if that makes room; fails with the
-  /// limit's error and changes nothing otherwise.
+  /// Admits a session, closing the registration `(victim_slot, victim_seq)`
+  /// in the same step if the registry is full and that makes room; fails
+  /// with the limit's error and changes nothing if it is full and there is
+  /// no such victim.
   #[napi]
   pub fn register_evicting(
     &mut self,
     client_id: String,
     session_id: String,
-    victim_slot: u32,
-    victim_seq: f64,
+    held_by: Option<String>,
+    victim_slot: Option<u32>,
+    victim_seq: Option<f64>,
     now: f64,
   ) -> Result<Admitted> {
+    let victim = victim_slot
+      .zip(victim_seq)
+      .map(|(slot, seq)| (Slot(slot), seq as u64));
     let (slot, evicted) = self
       .core
-      .register_evicting(
-        &client_id,
-        &session_id,
-        (Slot(victim_slot), victim_seq as u64),
-        now,
-      )
+      .register_evicting(&client_id, &session_id, held_by.as_deref(), victim, now)
       .map_err(from_core)?;
     self.publish();
     Ok(Admitted {
       slot: slot.0,
-      evicted_ticket: evicted.map(|order| order.ticket.0 as f64),
+      evicted_ticket: evicted.map(|order| ticket_number(order.ticket)),
       evicted_slot: evicted.map(|order| order.slot.0),
     })
   }
 
-  /// The error of a registration refused by `limit`.
+  /// Removes the session in `slot` for closing and counts its close as
+  /// started: the caller calls `close()` at once. `remote`: on another
+  /// node's behalf (close reason `'remote'`). The close's ticket, or
+  /// `undefined` when the slot is free.
   #[napi]
-  pub fn limit_error(&self, limit: Limit, client_id: String) -> Result<()> {
-    Err(from_core(self.core.limit_error(limit.into(), &client_id)))
-  }
-
-  /// Removes a session for closing and counts its close as started: the
-  /// caller calls `close()` at once. The close's ticket, or `undefined`
-  /// when the session is not registered.
-  #[napi]
-  pub fn unregister(&mut self, session_id: String, now: f64) -> Option<f64> {
-    let found = self.core.unregister_now(&session_id, now);
+  pub fn unregister(&mut self, slot: u32, remote: bool, now: f64) -> Option<f64> {
+    let reason = if remote {
+      CloseReason::Remote
+    } else {
+      CloseReason::Unregister
+    };
+    let order = self.core.unregister(Slot(slot), reason, now);
     self.publish();
-    match found {
-      Unregister::Close(order) => Some(order.ticket.0 as f64),
-      Unregister::AlreadyClosing(_) | Unregister::NotRegistered => None,
-    }
-  }
-
-  /// [`NativeRegistry::unregister`] on another node's behalf (close reason
-  /// `'remote'`).
-  #[napi]
-  pub fn unregister_remote(&mut self, session_id: String, now: f64) -> Option<f64> {
-    let found = self
-      .core
-      .unregister_now_because(&session_id, CloseReason::Remote, now);
-    self.publish();
-    match found {
-      Unregister::Close(order) => Some(order.ticket.0 as f64),
-      Unregister::AlreadyClosing(_) | Unregister::NotRegistered => None,
-    }
-  }
-
-  /// The ticket of the close in flight for a session id that is not
-  /// registered, if any.
-  #[napi]
-  pub fn closing_ticket(&self, session_id: String) -> Option<f64> {
-    self
-      .core
-      .closing_ticket(&session_id)
-      .map(|ticket| ticket.0 as f64)
+    order.map(|order| ticket_number(order.ticket))
   }
 
   /// Removes every session of a client for closing, in registration order.
+  /// `remote`: on another node's behalf (close reason `'remote'`).
   #[napi]
-  pub fn cleanup_client(&mut self, client_id: String, now: f64) -> CloseOrders {
-    let orders = self.core.cleanup_client(&client_id, now);
-    self.publish();
-    orders.into()
-  }
-
-  /// [`NativeRegistry::cleanup_client`] on another node's behalf (close
-  /// reason `'remote'`).
-  #[napi]
-  pub fn cleanup_client_remote(&mut self, client_id: String, now: f64) -> CloseOrders {
-    let orders = self
-      .core
-      .cleanup_client_because(&client_id, CloseReason::Remote, now);
+  pub fn cleanup_client(&mut self, client_id: String, remote: bool, now: f64) -> CloseOrders {
+    let reason = if remote {
+      CloseReason::Remote
+    } else {
+      CloseReason::CleanupClient
+    };
+    let orders = self.core.cleanup_client(&client_id, reason, now);
     self.publish();
     orders.into()
   }
@@ -329,13 +288,14 @@ impl NativeRegistry {
     self.core.registrations().into()
   }
 
-  /// For each slot, 1 when its session is past the idle timeout, else 0.
+  /// For each slot, 1 when its session is past the idle timeout, else 0;
+  /// `lookups`: the surface's lookup times by slot.
   #[napi]
-  pub fn idle_expired(&self, slots: Uint32Array, now: f64) -> Uint8Array {
+  pub fn idle_expired(&self, slots: Uint32Array, now: f64, lookups: Float64Array) -> Uint8Array {
     Uint8Array::new(
       slots
         .iter()
-        .map(|&slot| u8::from(self.core.idle_expired(Slot(slot), now)))
+        .map(|&slot| u8::from(self.core.idle_expired(Slot(slot), now, &lookups)))
         .collect(),
     )
   }
@@ -368,43 +328,32 @@ impl NativeRegistry {
     orders.into()
   }
 
-  /// Records activity of a session by id; `false` when it is not registered.
+  /// Records activity of the session in `slot`.
   #[napi]
-  pub fn touch(&mut self, session_id: String, now: f64) -> bool {
-    self.core.touch_session(&session_id, now)
-  }
-
-  /// Records lookups that handed sessions out: `slots[i]` at `times[i]`, in
-  /// that order.
-  #[napi]
-  pub fn note_lookups(&mut self, slots: Uint32Array, times: Float64Array) {
-    for (&slot, &time) in slots.iter().zip(times.iter()) {
-      self.core.note_lookup(Slot(slot), time);
-    }
+  pub fn touch(&mut self, slot: u32, now: f64) {
+    self.core.touch(Slot(slot), now);
   }
 
   /// Merges finite metric values (`values[i]` for `names[i]`, in that
-  /// order) into a session's record; `false` when the session is not
-  /// registered.
+  /// order) into the record of the session in `slot`.
   #[napi]
-  pub fn update_metrics(
-    &mut self,
-    session_id: String,
-    names: Vec<String>,
-    values: Float64Array,
-  ) -> bool {
+  pub fn update_metrics(&mut self, slot: u32, names: Vec<String>, values: Float64Array) -> bool {
     let updates: Vec<(&str, f64)> = names
       .iter()
       .map(String::as_str)
       .zip(values.iter().copied())
       .collect();
-    self.core.update_metrics(&session_id, &updates)
+    self.core.update_metrics(Slot(slot), &updates)
   }
 
+  /// What the core knows of the session in `slot` (the surface adds the
+  /// ids); `lookups`: the surface's lookup times by slot.
   #[napi]
-  pub fn session_info(&self, session_id: String) -> Option<SessionInfoReport> {
-    let slot = self.core.session(&session_id)?;
-    self.core.session_info(slot).map(SessionInfoReport::from)
+  pub fn session_info(&self, slot: u32, lookups: Float64Array) -> Option<SessionInfoReport> {
+    self
+      .core
+      .session_info(Slot(slot), &lookups)
+      .map(SessionInfoReport::from)
   }
 
   #[napi]
@@ -419,6 +368,7 @@ impl NativeRegistry {
     client_id: Option<String>,
     after: Option<String>,
     limit: u32,
+    lookups: Float64Array,
   ) -> Result<PageReport> {
     let after = after
       .map(|text| Cursor::decode(&text))
@@ -427,7 +377,7 @@ impl NativeRegistry {
     let (slots, next) = self.core.list(client_id.as_deref(), after, limit as usize);
     let rows = slots
       .into_iter()
-      .filter_map(|slot| self.core.session_info(slot))
+      .filter_map(|slot| self.core.session_info(slot, &lookups))
       .map(SessionInfoReport::from)
       .collect();
     Ok(PageReport::new(rows, next))

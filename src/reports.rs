@@ -51,11 +51,10 @@ impl From<Vec<(Slot, u64)>> for Registrations {
   }
 }
 
-/// How a finished close went, for the close hooks.
+/// How a finished close went, for the close hooks (the surface knows which
+/// session it was).
 #[napi(object)]
 pub struct ClosedReport {
-  pub session_id: String,
-  pub client_id: String,
   pub reason: String,
   pub duration_ms: f64,
 }
@@ -63,8 +62,6 @@ pub struct ClosedReport {
 impl From<CloseReport> for ClosedReport {
   fn from(report: CloseReport) -> ClosedReport {
     ClosedReport {
-      session_id: report.session_id,
-      client_id: report.client_id,
       reason: report.reason.as_str().to_owned(),
       duration_ms: report.duration_ms,
     }
@@ -84,10 +81,10 @@ pub fn named(pairs: impl Iterator<Item = (String, f64)>) -> Vec<NamedNumber> {
     .collect()
 }
 
+/// What the core knows of a session, by slot: the surface adds its ids.
 #[napi(object)]
 pub struct SessionInfoReport {
-  pub session_id: String,
-  pub client_id: String,
+  pub slot: u32,
   pub registered_at: f64,
   pub last_activity_at: f64,
   pub metrics: Vec<NamedNumber>,
@@ -96,8 +93,7 @@ pub struct SessionInfoReport {
 impl From<SessionInfo<'_>> for SessionInfoReport {
   fn from(info: SessionInfo<'_>) -> SessionInfoReport {
     SessionInfoReport {
-      session_id: info.view.session_id.to_owned(),
-      client_id: info.view.client_id.to_owned(),
+      slot: info.view.slot.0,
       registered_at: info.view.registered_at,
       last_activity_at: info.view.last_activity,
       metrics: named(info.metrics.iter().map(|(n, v)| (n.to_string(), *v))),

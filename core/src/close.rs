@@ -4,9 +4,7 @@
 //! the caller's close code runs, so racing calls can never close it twice.
 //! The tracker remembers the close until the caller reports how it ended.
 
-use std::hash::BuildHasher;
-
-use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
+use hashbrown::HashMap;
 
 use crate::store::RemovedSession;
 use crate::{Slot, Ticket};
@@ -78,11 +76,10 @@ pub struct CloseOrder {
   pub slot: Slot,
 }
 
-/// What a finished close looked like, for close hooks and metrics.
+/// What a finished close looked like, for close hooks and metrics (the
+/// embedder knows which session it was: it holds the ticket's handle).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CloseReport {
-  pub session_id: String,
-  pub client_id: String,
   pub reason: CloseReason,
   pub outcome: CloseOutcome,
   /// From the call of `close()` (or, for a close that never started, from
@@ -92,8 +89,6 @@ pub struct CloseReport {
 }
 
 struct Pending {
-  session_id: String,
-  client_id: String,
   reason: CloseReason,
   /// When the close was ordered; `started` once `close()` has been called.
   ordered_at: f64,
@@ -101,13 +96,10 @@ struct Pending {
   registered_at: f64,
 }
 
-/// The closes in flight, by ticket, with an index by session id for
-/// "is this id still closing?" that stores no second copy of the id.
+/// The closes in flight, by ticket.
 #[derive(Default)]
 pub(crate) struct CloseTracker {
   pending: HashMap<Ticket, Pending>,
-  by_session: HashTable<Ticket>,
-  hasher: DefaultHashBuilder,
   /// The last ticket handed out (tickets start at 1).
   next_ticket: u64,
   started: usize,
@@ -122,25 +114,19 @@ impl CloseTracker {
   ) -> CloseOrder {
     self.next_ticket += 1;
     let ticket = Ticket(self.next_ticket);
-    let hash = self.hasher.hash_one(removed.session_id.as_str());
-    let slot = removed.slot;
     self.pending.insert(
       ticket,
       Pending {
-        session_id: removed.session_id,
-        client_id: removed.client_id,
         reason,
         ordered_at: now,
         started: false,
         registered_at: removed.registered_at,
       },
     );
-    let pending = &self.pending;
-    let hasher = &self.hasher;
-    self.by_session.insert_unique(hash, ticket, |t| {
-      hasher.hash_one(pending[t].session_id.as_str())
-    });
-    CloseOrder { ticket, slot }
+    CloseOrder {
+      ticket,
+      slot: removed.slot,
+    }
   }
 
   /// Ends a close. Only the first report of a ticket counts.
@@ -150,43 +136,16 @@ impl CloseTracker {
     outcome: CloseOutcome,
     now: f64,
   ) -> Option<CloseReport> {
-    let hash = self
-      .hasher
-      .hash_one(self.pending.get(&ticket)?.session_id.as_str());
-    if let Ok(entry) = self.by_session.find_entry(hash, |&t| t == ticket) {
-      entry.remove();
-    }
     let pending = self.pending.remove(&ticket)?;
     if pending.started {
       self.started -= 1;
     }
     Some(CloseReport {
-      session_id: pending.session_id,
-      client_id: pending.client_id,
       reason: pending.reason,
       outcome,
       duration_ms: (now - pending.ordered_at).max(0.0),
       registered_at: pending.registered_at,
     })
-  }
-
-  /// The most recent close in flight for a session id.
-  pub(crate) fn in_flight(&self, session_id: &str) -> Option<Ticket> {
-    let hash = self.hasher.hash_one(session_id);
-    self
-      .by_session
-      .iter_hash(hash)
-      .copied()
-      .filter(|t| self.pending[t].session_id == session_id)
-      .max()
-  }
-
-  /// The session and client of a close in flight.
-  pub(crate) fn session_of(&self, ticket: Ticket) -> Option<(&str, &str)> {
-    self
-      .pending
-      .get(&ticket)
-      .map(|p| (p.session_id.as_str(), p.client_id.as_str()))
   }
 
   /// Notes that `close()` has been called for a close; its duration counts

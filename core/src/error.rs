@@ -1,8 +1,6 @@
 //! The one error type of the core. Every variant carries a stable `code` that
 //! reaches JavaScript unchanged as `err.code`.
 
-use crate::Slot;
-
 /// What went wrong in a registry operation. A call that returns an error has
 /// left the registry exactly as it was.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -15,13 +13,12 @@ pub enum Error {
   #[error("session.id must be a non-empty string, got an empty string")]
   EmptySessionId,
 
-  /// The session id is already registered. `slot` and `client_id` describe
-  /// the registration that stays in place.
+  /// The session id is already registered, under `client_id`; that
+  /// registration stays in place.
   #[error("session '{session_id}' is already registered under client '{client_id}'")]
   AlreadyRegistered {
     session_id: String,
     client_id: String,
-    slot: Slot,
   },
 
   /// The registry holds `max_sessions` sessions and could not make room.

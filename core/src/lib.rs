@@ -1,11 +1,13 @@
 //! The core of the Nity session registry, free of any JavaScript.
 //!
-//! It owns the bookkeeping: which sessions exist, which client owns each, and
-//! which closes are in flight. It never holds session handles: each session
-//! gets a [`Slot`], and the embedding layer keeps the handle for that slot.
+//! It owns the bookkeeping and every decision: which sessions exist, which
+//! client owns each, what the limits admit, what a cleanup or an eviction
+//! takes, and which closes are in flight. It never holds session handles:
+//! each session gets a [`Slot`], and the embedding layer keeps the handle,
+//! and the one index by session id, for that slot.
 //!
-//! - [`Registry`]: the rules (validation, exactly-once closing).
-//! - [`MemoryStore`]: the bookkeeping (slots, ids, clients, activity order).
+//! - [`Registry`]: the rules (validation, limits, exactly-once closing).
+//! - [`MemoryStore`]: the bookkeeping (slots, clients, orders).
 //! - [`HealthReading`]: what a session's health means for stale cleanup.
 //! - [`Change`]: the change feed, the one way what is registered leaves the
 //!   core (the cluster publishes it to Redis; see the `nity-registry-cluster`
@@ -37,5 +39,5 @@ pub use ids::{Slot, Ticket};
 pub use memory_store::MemoryStore;
 pub use metrics::Metrics;
 pub use policy::{LimitScope, Policy, DEFAULT_MAX_CONCURRENT_CLOSES};
-pub use registry::{Registry, SessionInfo, StaleReading, Unregister};
+pub use registry::{Registry, SessionInfo, StaleReading};
 pub use store::{RemovedSession, SessionView};

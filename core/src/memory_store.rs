@@ -1,19 +1,22 @@
-//! The registry's bookkeeping in this process: two slabs, two hash indexes and three
-//! lists threaded through the session slab.
+//! The registry's bookkeeping in this process: two slabs, one hash index of
+//! clients and three lists threaded through the session slab.
 //!
-//! Sessions live in a slab whose index is the session's [`Slot`]. Doubly
-//! linked lists through that slab keep each client's sessions, all sessions
+//! Sessions live in a slab whose index is the session's [`Slot`], and are
+//! addressed by it alone: the session ids are the embedder's (it keeps the
+//! one index by id, next to the handles), so no id is stored here. Doubly
+//! linked lists through the slab keep each client's sessions, all sessions
 //! in registration order, and all sessions from least to most recently
 //! active; so registering, removing, touching and listing cost the same at
-//! ten sessions as at a hundred thousand. The hash indexes store only slab
-//! indexes and compare against the ids kept in the slabs, so every id string
-//! is stored once.
+//! ten sessions as at a hundred thousand. Clients are few next to sessions
+//! and are found by id: a hash index that stores client slab indexes and
+//! compares against the ids in the client slab, so each client id is stored
+//! once.
 
-use hashbrown::{DefaultHashBuilder, HashTable};
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use std::hash::BuildHasher;
 
 use crate::store::{RemovedSession, SessionView};
-use crate::{Error, Slot};
+use crate::Slot;
 
 /// Marks "no entry" in the links and free lists.
 const NIL: u32 = u32::MAX;
@@ -51,15 +54,14 @@ enum Which {
 /// A session's numeric metrics by name; few per session, so a list.
 type SessionMetrics = Vec<(Box<str>, f64)>;
 
+/// 56 bytes a session: the whole of what the core keeps for one (metrics
+/// aside, which few sessions have).
 struct SessionEntry {
-  id: Box<str>,
   /// Index of the owning client; `NIL` while the entry is free.
   client: u32,
   seq: u64,
   registered_at: f64,
   last_activity: f64,
-  /// Numeric metrics, in the order they were first set.
-  metrics: Option<Box<SessionMetrics>>,
   /// In the client's list. While the entry is free, `client_links.next`
   /// links the free list.
   client_links: Links,
@@ -90,8 +92,10 @@ struct ClientEntry {
 pub struct MemoryStore {
   sessions: Vec<SessionEntry>,
   free_session: u32,
-  session_index: HashTable<u32>,
   session_count: usize,
+  /// Numeric metrics of the sessions that have any, by slot, in the order
+  /// they were first set.
+  metrics: HashMap<u32, SessionMetrics>,
   order: List,
   activity: List,
   clients: Vec<ClientEntry>,
@@ -113,8 +117,8 @@ impl MemoryStore {
     MemoryStore {
       sessions: Vec::new(),
       free_session: NIL,
-      session_index: HashTable::new(),
       session_count: 0,
+      metrics: HashMap::new(),
       order: EMPTY,
       activity: EMPTY,
       clients: Vec::new(),
@@ -128,14 +132,6 @@ impl MemoryStore {
 
   fn hash(&self, id: &str) -> u64 {
     self.hasher.hash_one(id)
-  }
-
-  fn find_session(&self, id: &str) -> Option<u32> {
-    let sessions = &self.sessions;
-    self
-      .session_index
-      .find(self.hash(id), |&i| &*sessions[i as usize].id == id)
-      .copied()
   }
 
   fn find_client(&self, id: &str) -> Option<u32> {
@@ -213,57 +209,48 @@ impl MemoryStore {
     index
   }
 
-  /// Drops an empty client from the index and frees its entry, handing back its id.
-  fn release_client(&mut self, index: u32) -> Box<str> {
+  /// Drops an empty client from the index and frees its entry.
+  fn release_client(&mut self, index: u32) {
     let hash = self.hash(&self.clients[index as usize].id);
     if let Ok(found) = self.client_index.find_entry(hash, |&i| i == index) {
       found.remove();
     }
     self.client_count -= 1;
     let entry = &mut self.clients[index as usize];
-    let id = std::mem::take(&mut entry.id);
+    entry.id = Box::default();
     entry.sessions = List {
       head: self.free_client,
       tail: NIL,
     };
     entry.len = 0;
     self.free_client = index;
-    id
   }
 
-  /// Takes a session out of every list, the index and the slab. Releases
-  /// the client when this was its last session.
+  /// Takes a session out of every list and the slab. Releases the client
+  /// when this was its last session.
   fn remove_at(&mut self, slot: u32) -> RemovedSession {
     let client = self.sessions[slot as usize].client;
     self.unlink(Which::Client, slot);
     self.clients[client as usize].len -= 1;
-    let client_id = if self.clients[client as usize].len == 0 {
-      self.release_client(client).into_string()
-    } else {
-      self.clients[client as usize].id.to_string()
-    };
-    self.free(slot, client_id)
+    if self.clients[client as usize].len == 0 {
+      self.release_client(client);
+    }
+    self.free(slot)
   }
 
   /// Frees a session entry that is no longer in its client's list.
-  fn free(&mut self, slot: u32, client_id: String) -> RemovedSession {
+  fn free(&mut self, slot: u32) -> RemovedSession {
     self.unlink(Which::Order, slot);
     self.unlink(Which::Activity, slot);
-    let hash = self.hash(&self.sessions[slot as usize].id);
-    if let Ok(found) = self.session_index.find_entry(hash, |&i| i == slot) {
-      found.remove();
-    }
     self.session_count -= 1;
+    self.metrics.remove(&slot);
     let entry = &mut self.sessions[slot as usize];
     let removed = RemovedSession {
-      session_id: std::mem::take(&mut entry.id).into_string(),
-      client_id,
       slot: Slot(slot),
       seq: entry.seq,
       registered_at: entry.registered_at,
     };
     entry.client = NIL;
-    entry.metrics = None;
     entry.client_links = Links {
       prev: NIL,
       next: self.free_session,
@@ -275,7 +262,6 @@ impl MemoryStore {
   fn view(&self, slot: u32) -> SessionView<'_> {
     let entry = &self.sessions[slot as usize];
     SessionView {
-      session_id: &entry.id,
       client_id: &self.clients[entry.client as usize].id,
       slot: Slot(slot),
       seq: entry.seq,
@@ -328,35 +314,19 @@ impl Iterator for Walk<'_> {
 /// What the registry asks of its store. Every operation is O(1) but the
 /// walks, which are linear in what they yield.
 impl MemoryStore {
-  /// Records `session_id` as owned by `client_id` and returns its slot and
-  /// registration number. Ids are taken as given (the registry validates
-  /// them). Fails with [`Error::AlreadyRegistered`] when the id is taken.
-  pub fn insert(
-    &mut self,
-    client_id: &str,
-    session_id: &str,
-    now: f64,
-  ) -> Result<(Slot, u64), Error> {
-    let session_hash = self.hash(session_id);
-    if let Some(existing) = self.find_session(session_id) {
-      let view = self.view(existing);
-      return Err(Error::AlreadyRegistered {
-        session_id: session_id.to_owned(),
-        client_id: view.client_id.to_owned(),
-        slot: Slot(existing),
-      });
-    }
+  /// Records a new session of `client_id` and returns its slot and
+  /// registration number. The client id is taken as given (the registry
+  /// validates it).
+  pub fn insert(&mut self, client_id: &str, now: f64) -> (Slot, u64) {
     let client_hash = self.hash(client_id);
     let client = self.client_for_insert(client_id, client_hash);
     let seq = self.next_seq;
     self.next_seq += 1;
     let entry = SessionEntry {
-      id: session_id.into(),
       client,
       seq,
       registered_at: now,
       last_activity: now,
-      metrics: None,
       client_links: UNLINKED,
       order_links: UNLINKED,
       activity_links: UNLINKED,
@@ -374,18 +344,8 @@ impl MemoryStore {
     self.push_back(Which::Order, slot);
     self.push_back(Which::Activity, slot);
     self.clients[client as usize].len += 1;
-    let sessions = &self.sessions;
-    let hasher = &self.hasher;
-    self.session_index.insert_unique(session_hash, slot, |&i| {
-      hasher.hash_one(&*sessions[i as usize].id)
-    });
     self.session_count += 1;
-    Ok((Slot(slot), seq))
-  }
-
-  /// The slot of a registered session.
-  pub fn slot_of(&self, session_id: &str) -> Option<Slot> {
-    self.find_session(session_id).map(Slot)
+    (Slot(slot), seq)
   }
 
   /// The session in `slot`, if the slot is occupied.
@@ -408,21 +368,65 @@ impl MemoryStore {
     }
   }
 
-  /// Sets the session's last activity (never backwards) without changing
-  /// its place in the activity order.
-  pub fn mark_active(&mut self, slot: Slot, now: f64) {
-    if self.occupied(slot) {
-      let entry = &mut self.sessions[slot.0 as usize];
-      entry.last_activity = entry.last_activity.max(now);
+  /// Moves the session's last activity forward to `at`, a time the
+  /// registry learned late (a lookup the embedder kept), and gives it its
+  /// place in the activity order: behind every session active no later than
+  /// `at`, but never in front of where it was (a clock that stepped back can
+  /// leave the order out of time order; a session only ever moves towards
+  /// the most recently active end). The walk starts at that end, where a
+  /// late lookup usually belongs. Does nothing for a free slot or a time not
+  /// later than the recorded one.
+  pub fn fold_activity(&mut self, slot: Slot, at: f64) {
+    if !self.occupied(slot) || at <= self.sessions[slot.0 as usize].last_activity {
+      return;
     }
+    self.sessions[slot.0 as usize].last_activity = at;
+    let was_after = self.sessions[slot.0 as usize].activity_links.prev;
+    self.unlink(Which::Activity, slot.0);
+    let mut before = self.activity.tail;
+    while before != NIL && before != was_after && self.sessions[before as usize].last_activity > at
+    {
+      before = self.sessions[before as usize].activity_links.prev;
+    }
+    let after = if before == NIL {
+      self.activity.head
+    } else {
+      self.sessions[before as usize].activity_links.next
+    };
+    self.sessions[slot.0 as usize].activity_links = Links {
+      prev: before,
+      next: after,
+    };
+    if before == NIL {
+      self.activity.head = slot.0;
+    } else {
+      self.sessions[before as usize].activity_links.next = slot.0;
+    }
+    if after == NIL {
+      self.activity.tail = slot.0;
+    } else {
+      self.sessions[after as usize].activity_links.prev = slot.0;
+    }
+  }
+
+  /// The slot after `slot` in the activity order (`None` at the end or for
+  /// a free slot).
+  pub fn next_by_activity(&self, slot: Slot) -> Option<Slot> {
+    if !self.occupied(slot) {
+      return None;
+    }
+    let next = self.sessions[slot.0 as usize].activity_links.next;
+    (next != NIL).then_some(Slot(next))
+  }
+
+  /// The least recently active session's slot.
+  pub fn least_active(&self) -> Option<Slot> {
+    (self.activity.head != NIL).then_some(Slot(self.activity.head))
   }
 
   /// The session's numeric metrics, in the order they were first set.
   pub fn metrics(&self, slot: Slot) -> &[(Box<str>, f64)] {
-    match self.sessions.get(slot.0 as usize) {
-      Some(entry) if entry.client != NIL => entry.metrics.as_deref().map_or(&[], |m| m.as_slice()),
-      _ => &[],
-    }
+    self.metrics.get(&slot.0).map_or(&[], Vec::as_slice)
   }
 
   /// Sets one metric and returns its previous value. Does nothing for a
@@ -431,9 +435,7 @@ impl MemoryStore {
     if !self.occupied(slot) {
       return None;
     }
-    let metrics = self.sessions[slot.0 as usize]
-      .metrics
-      .get_or_insert_with(Default::default);
+    let metrics = self.metrics.entry(slot.0).or_default();
     match metrics.iter_mut().find(|(key, _)| &**key == name) {
       Some((_, old)) => Some(std::mem::replace(old, value)),
       None => {
@@ -443,10 +445,9 @@ impl MemoryStore {
     }
   }
 
-  /// Removes one session; `None` when it is not registered.
-  pub fn remove(&mut self, session_id: &str) -> Option<RemovedSession> {
-    let slot = self.find_session(session_id)?;
-    Some(self.remove_at(slot))
+  /// Removes the session in `slot`; `None` when the slot is free.
+  pub fn remove(&mut self, slot: Slot) -> Option<RemovedSession> {
+    self.occupied(slot).then(|| self.remove_at(slot.0))
   }
 
   /// Removes the session in `slot` only if it is still registration `seq`.
@@ -466,10 +467,7 @@ impl MemoryStore {
       .walk(Which::Client, self.clients[client as usize].sessions.head)
       .map(|slot| slot.0)
       .collect();
-    let removed = slots
-      .into_iter()
-      .map(|slot| self.free(slot, client_id.to_owned()))
-      .collect();
+    let removed = slots.into_iter().map(|slot| self.free(slot)).collect();
     self.release_client(client);
     removed
   }
@@ -522,18 +520,6 @@ impl MemoryStore {
     self.walk(Which::Activity, self.activity.head)
   }
 
-  /// The slots after registration `(slot, seq)` in the activity order
-  /// (least recently active first); `None` when that registration is gone.
-  /// O(1) to start.
-  pub fn by_activity_after(&self, slot: Slot, seq: u64) -> Option<impl Iterator<Item = Slot> + '_> {
-    match self.sessions.get(slot.0 as usize) {
-      Some(entry) if entry.client != NIL && entry.seq == seq => {
-        Some(self.walk(Which::Activity, entry.activity_links.next))
-      }
-      _ => None,
-    }
-  }
-
   /// Every client with its session count, in no particular order.
   pub fn clients(&self) -> impl Iterator<Item = (&str, usize)> + '_ {
     self
@@ -556,79 +542,105 @@ impl MemoryStore {
 mod tests {
   use super::*;
 
-  fn ids(store: &MemoryStore, client: &str) -> Vec<String> {
-    store
-      .client_slots(client)
-      .map(|slot| store.get(slot).unwrap().session_id.to_owned())
-      .collect()
+  fn slots(store: &MemoryStore, client: &str) -> Vec<Slot> {
+    store.client_slots(client).collect()
   }
 
   #[test]
   fn keeps_client_sessions_in_registration_order_across_removals() {
     let mut store = MemoryStore::new();
-    for id in ["a", "b", "c", "d"] {
-      store.insert("c1", id, 0.0).unwrap();
-    }
-    store.remove("b").unwrap();
-    store.insert("c1", "e", 0.0).unwrap();
-    assert_eq!(ids(&store, "c1"), ["a", "c", "d", "e"]);
-    store.remove("a").unwrap();
-    store.remove("e").unwrap();
-    assert_eq!(ids(&store, "c1"), ["c", "d"]);
+    let [a, b, c, d] = [0; 4].map(|_| store.insert("c1", 0.0).0);
+    store.remove(b).unwrap();
+    let (e, _) = store.insert("c1", 0.0);
+    assert_eq!(slots(&store, "c1"), [a, c, d, e]);
+    store.remove(a).unwrap();
+    store.remove(e).unwrap();
+    assert_eq!(slots(&store, "c1"), [c, d]);
   }
 
   #[test]
   fn drops_a_client_with_its_last_session_and_reuses_slots() {
     let mut store = MemoryStore::new();
-    let (first, _) = store.insert("c1", "a", 0.0).unwrap();
+    let (first, _) = store.insert("c1", 0.0);
     assert_eq!(store.client_count(), 1);
-    let removed = store.remove("a").unwrap();
-    assert_eq!(&*removed.client_id, "c1");
+    let removed = store.remove(first).unwrap();
+    assert_eq!(removed.slot, first);
     assert_eq!(store.client_count(), 0);
     assert_eq!(store.client_len("c1"), 0);
-    let (again, _) = store.insert("c2", "b", 0.0).unwrap();
-    assert_eq!(first, again, "a freed slot is reused");
-  }
-
-  #[test]
-  fn a_duplicate_id_changes_nothing() {
-    let mut store = MemoryStore::new();
-    let (slot, _) = store.insert("c1", "a", 1.0).unwrap();
-    let err = store.insert("c2", "a", 2.0).unwrap_err();
-    assert_eq!(
-      err,
-      Error::AlreadyRegistered {
-        session_id: "a".into(),
-        client_id: "c1".into(),
-        slot
-      }
+    assert!(
+      store.remove(first).is_none(),
+      "a free slot is not removed twice"
     );
-    assert_eq!(store.client_count(), 1);
-    assert_eq!(store.get(slot).unwrap().registered_at, 1.0);
+    let (again, _) = store.insert("c2", 0.0);
+    assert_eq!(first, again, "a freed slot is reused");
+    assert_eq!(store.get(again).unwrap().client_id, "c2");
   }
 
   #[test]
   fn remove_registration_ignores_a_later_registration_in_the_same_slot() {
     let mut store = MemoryStore::new();
-    let (slot, seq) = store.insert("c1", "a", 0.0).unwrap();
-    store.remove("a").unwrap();
-    let (reused, newer) = store.insert("c1", "b", 0.0).unwrap();
+    let (slot, seq) = store.insert("c1", 0.0);
+    store.remove(slot).unwrap();
+    let (reused, newer) = store.insert("c1", 0.0);
     assert_eq!(slot, reused);
     assert!(store.remove_registration(slot, seq).is_none());
-    assert_eq!(
-      store.remove_registration(slot, newer).unwrap().session_id,
-      "b"
+    assert_eq!(store.remove_registration(slot, newer).unwrap().seq, newer);
+  }
+
+  #[test]
+  fn client_ids_with_pattern_characters_are_plain_keys() {
+    let mut store = MemoryStore::new();
+    for _ in 0..3 {
+      store.insert("c:*", 0.0);
+    }
+    assert_eq!(store.client_len("c:*"), 3);
+    assert_eq!(store.client_len("c:"), 0);
+    assert_eq!(store.client_len("c"), 0);
+  }
+
+  #[test]
+  fn a_late_activity_finds_its_place_in_the_activity_order() {
+    let mut store = MemoryStore::new();
+    let [a, b, c] = [1.0, 2.0, 3.0].map(|t| store.insert("c", t).0);
+    store.touch(c, 10.0);
+    // `a` was active at 5: after `b` (2), before `c` (10).
+    store.fold_activity(a, 5.0);
+    assert_eq!(store.by_activity().collect::<Vec<_>>(), [b, a, c]);
+    assert_eq!(store.get(a).unwrap().last_activity, 5.0);
+    // An earlier time changes nothing.
+    store.fold_activity(a, 4.0);
+    assert_eq!(store.by_activity().collect::<Vec<_>>(), [b, a, c]);
+    // The latest time goes to the end; the oldest place is the head.
+    store.fold_activity(b, 20.0);
+    assert_eq!(store.by_activity().collect::<Vec<_>>(), [a, c, b]);
+    assert_eq!(store.least_active(), Some(a));
+    assert_eq!(store.next_by_activity(a), Some(c));
+    assert_eq!(store.next_by_activity(b), None);
+  }
+
+  #[test]
+  fn metrics_leave_with_their_session() {
+    let mut store = MemoryStore::new();
+    let (slot, _) = store.insert("c", 0.0);
+    assert_eq!(store.set_metric(slot, "cpu", 1.0), None);
+    assert_eq!(store.set_metric(slot, "cpu", 2.0), Some(1.0));
+    store.remove(slot).unwrap();
+    let (again, _) = store.insert("c", 0.0);
+    assert_eq!(again, slot);
+    assert!(
+      store.metrics(again).is_empty(),
+      "metrics are the session's, not the slot's"
     );
   }
 
   #[test]
-  fn ids_with_pattern_characters_are_plain_keys() {
+  fn a_late_activity_never_moves_a_session_back() {
     let mut store = MemoryStore::new();
-    for id in ["*", "a*", "a/b", "a:b", "", " "] {
-      store.insert("c:*", id, 0.0).unwrap();
-    }
-    assert_eq!(store.slot_of("a"), None);
-    assert_eq!(store.client_len("c:*"), 6);
-    assert_eq!(store.client_len("c:"), 0);
+    // A clock that stepped back: the order is x (5), y (10), z (1).
+    let [x, y, z] = [5.0, 10.0, 1.0].map(|t| store.insert("c", t).0);
+    store.fold_activity(z, 7.0);
+    assert_eq!(store.by_activity().collect::<Vec<_>>(), [x, y, z]);
+    store.fold_activity(x, 6.0);
+    assert_eq!(store.by_activity().collect::<Vec<_>>(), [x, y, z]);
   }
 }

@@ -1,4 +1,13 @@
 //! The registry's rules on top of its [`MemoryStore`].
+//!
+//! Sessions are addressed by [`Slot`]. The session ids are the embedder's:
+//! it keeps the one index by id (next to the handles, where lookups are
+//! answered), tells [`Registry::register`] whether the id is taken, and
+//! turns an id into a slot before calling. The core decides everything
+//! else: admission, limits, what a cleanup or an eviction takes, the closes
+//! in flight, activity, metrics and cursors. A registry made with
+//! [`Registry::keeping_ids`] also keeps each session's id, which its change
+//! feed needs.
 
 use crate::change::{Change, SessionRecord};
 use crate::close::{CloseOrder, CloseOutcome, CloseReason, CloseReport, CloseTracker};
@@ -26,29 +35,31 @@ pub struct StaleReading {
   pub running: Option<bool>,
 }
 
-/// What `unregister` found.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Unregister {
-  /// The session was registered and is now removed: close it.
-  Close(CloseOrder),
-  /// The session is not registered, but a close of that id is still in
-  /// flight; the caller may wait for that ticket.
-  AlreadyClosing(Ticket),
-  /// Nothing is registered or closing under that id.
-  NotRegistered,
-}
-
-/// Sessions by id and by client, plus the closes in flight.
+/// The sessions of one process, their clients and the closes in flight.
 ///
 /// Every operation is synchronous and either completes or fails without a
 /// change. Removal happens before the caller's close code runs, so a session
 /// is handed out for closing exactly once however calls race.
+///
+/// # Lookups
+///
+/// A lookup (the embedder handing a session out) is activity. The embedder
+/// answers lookups itself and keeps when each happened in a slot-indexed
+/// array of times, which it passes to the calls that read activity (`lookups`
+/// below): a slot past its end, or a time not later than the recorded
+/// activity (NaN and minus infinity included), is no lookup. On registering
+/// into a slot it forgets the slot's earlier lookup. The reported last
+/// activity is the later of the recorded one and the lookup; the eviction
+/// search folds lookups into the activity order as it meets them.
 pub struct Registry {
   store: MemoryStore,
   closes: CloseTracker,
   policy: Policy,
   metrics: MetricsRecorder,
   disposed: bool,
+  /// Each session's id by slot, kept only by a registry made with
+  /// [`Registry::keeping_ids`] (the change feed names sessions by id).
+  ids: Option<Vec<Box<str>>>,
   /// The change feed since the last [`Registry::take_changes`]; `None`
   /// while it is off, so that registering and removing cost one branch
   /// more, no more.
@@ -62,6 +73,7 @@ impl Default for Registry {
 }
 
 impl Registry {
+  /// A registry that keeps no session ids (and so has no change feed).
   pub fn new() -> Self {
     Registry {
       store: MemoryStore::new(),
@@ -69,7 +81,17 @@ impl Registry {
       policy: Policy::default(),
       metrics: MetricsRecorder::default(),
       disposed: false,
+      ids: None,
       changes: None,
+    }
+  }
+
+  /// A registry that keeps each session's id, so that its change feed (see
+  /// [`Registry::set_change_feed`]) can name them.
+  pub fn keeping_ids() -> Self {
+    Registry {
+      ids: Some(Vec::new()),
+      ..Registry::new()
     }
   }
 
@@ -90,53 +112,61 @@ impl Registry {
   }
 
   /// Registers `session_id` under `client_id` and returns its slot.
+  /// `held_by` is the client that holds `session_id` now, if the embedder's
+  /// index has it.
   ///
-  /// Fails on empty ids, on an id that is already registered (the error
-  /// names the registration that stays), when a limit is reached, and after
-  /// [`Registry::dispose`]. Admission is checked and granted in one step.
-  pub fn register(&mut self, client_id: &str, session_id: &str, now: f64) -> Result<Slot, Error> {
-    self.admit(client_id, session_id)?;
+  /// Fails on empty ids, on a taken id (the error names the registration
+  /// that stays), when a limit is reached, and after [`Registry::dispose`],
+  /// in that order. Admission is checked and granted in one step.
+  pub fn register(
+    &mut self,
+    client_id: &str,
+    session_id: &str,
+    held_by: Option<&str>,
+    now: f64,
+  ) -> Result<Slot, Error> {
+    self.admit(client_id, session_id, held_by)?;
     if let Some(scope) = self.full(client_id) {
       return Err(self.limit_error(scope, client_id));
     }
-    self.insert(client_id, session_id, now)
+    Ok(self.insert(client_id, session_id, now))
   }
 
-  /// Registers a session in a full registry by closing `victim` (a
-  /// registration seen in [`Registry::eviction_candidates`]) to make room, in
-  /// one step. If the registry is no longer full the victim stays; if it is
-  /// full and the victim is gone or would not make room, this fails with the
-  /// limit error and changes nothing.
+  /// [`Registry::register`] in a registry that may be full, closing
+  /// `victim` (a registration from [`Registry::eviction_candidates`]) to
+  /// make room, in one step. If the registry is not full the victim stays;
+  /// if it is full and there is no victim, or the victim is gone or would
+  /// not make room, this fails with the limit's error and changes nothing.
   pub fn register_evicting(
     &mut self,
     client_id: &str,
     session_id: &str,
-    victim: (Slot, u64),
+    held_by: Option<&str>,
+    victim: Option<(Slot, u64)>,
     now: f64,
   ) -> Result<(Slot, Option<CloseOrder>), Error> {
-    self.admit(client_id, session_id)?;
+    self.admit(client_id, session_id, held_by)?;
     let Some(scope) = self.full(client_id) else {
-      return self
-        .insert(client_id, session_id, now)
-        .map(|slot| (slot, None));
+      return Ok((self.insert(client_id, session_id, now), None));
     };
-    let makes_room = self.store.get(victim.0).is_some_and(|view| {
-      let ours = view.client_id == client_id;
-      let in_scope = scope == LimitScope::Registry || ours;
-      // Room means no limit binds once the victim is gone (after a policy
-      // change, one eviction may not be enough).
-      let after = self.policy.full(
-        self.store.session_count() - 1,
-        self.store.client_len(client_id) - usize::from(ours),
-      );
-      view.seq == victim.1 && in_scope && after.is_none()
+    let makes_room = victim.is_some_and(|(slot, seq)| {
+      self.store.get(slot).is_some_and(|view| {
+        let ours = view.client_id == client_id;
+        let in_scope = scope == LimitScope::Registry || ours;
+        // Room means no limit binds once the victim is gone (after a policy
+        // change, one eviction may not be enough).
+        let after = self.policy.full(
+          self.store.session_count() - 1,
+          self.store.client_len(client_id) - usize::from(ours),
+        );
+        view.seq == seq && in_scope && after.is_none()
+      })
     });
-    if !makes_room {
+    let (Some((slot, seq)), true) = (victim, makes_room) else {
       return Err(self.limit_error(scope, client_id));
-    }
-    let order = self.close_registration(victim.0, victim.1, CloseReason::Evicted, now);
-    let slot = self.insert(client_id, session_id, now)?;
-    Ok((slot, order))
+    };
+    let order = self.close_registration(slot, seq, CloseReason::Evicted, now);
+    Ok((self.insert(client_id, session_id, now), order))
   }
 
   /// Which limit a new session of `client_id` would break now.
@@ -146,41 +176,62 @@ impl Registry {
       .full(self.store.session_count(), self.store.client_len(client_id))
   }
 
-  /// Registrations that could make room for a session of `client_id` under
-  /// `scope`, least recently active first: the `take` that follow the
-  /// registration `after` (a candidate an earlier call returned), or the
-  /// first `take` without it or when `after` is gone.
+  /// Registrations that count against the limit that binds a new session
+  /// of `client_id` now (none when none binds), least recently active
+  /// first (after a limit was lowered, removing one may not be enough:
+  /// [`Registry::register_evicting`] checks): the `take` that follow the registration
+  /// `after` (a candidate an earlier call returned), or the first `take`
+  /// without it or when `after` is gone.
   ///
   /// Resuming from `after` makes a search through many running sessions
-  /// linear: under [`LimitScope::Registry`] each call starts where the last
-  /// one stopped in the activity order, in O(1). Under
-  /// [`LimitScope::Client`] the client's sessions are ordered per call,
-  /// O(k log k) for a client of k sessions.
+  /// linear. Under the registry's limit each call starts where the last one
+  /// stopped in the activity order, in O(1), and folds the lookups of the
+  /// sessions it passes into that order (see [`Registry`]). Under a
+  /// client's limit the client's sessions are ordered per call, O(k log k)
+  /// for a client of k sessions.
   pub fn eviction_candidates(
-    &self,
-    scope: LimitScope,
+    &mut self,
     client_id: &str,
     after: Option<(Slot, u64)>,
     take: usize,
+    lookups: &[f64],
   ) -> Vec<(Slot, u64)> {
-    let with_seq = |slot: Slot| self.store.get(slot).map(|view| (slot, view.seq));
-    match scope {
-      LimitScope::Registry => {
-        match after.and_then(|(slot, seq)| self.store.by_activity_after(slot, seq)) {
-          Some(rest) => rest.take(take).filter_map(with_seq).collect(),
-          None => self
-            .store
-            .by_activity()
-            .take(take)
-            .filter_map(with_seq)
-            .collect(),
+    let current = |store: &MemoryStore, (slot, seq): (Slot, u64)| {
+      store.get(slot).is_some_and(|view| view.seq == seq)
+    };
+    match self.full(client_id) {
+      None => Vec::new(),
+      Some(LimitScope::Registry) => {
+        let store = &mut self.store;
+        let mut next = match after {
+          Some(cursor) if current(store, cursor) => store.next_by_activity(cursor.0),
+          _ => store.least_active(),
+        };
+        let mut found = Vec::new();
+        while let Some(slot) = next.filter(|_| found.len() < take) {
+          next = store.next_by_activity(slot);
+          let Some(view) = store.get(slot) else { break };
+          match lookups.get(slot.0 as usize) {
+            Some(&at) if at > view.last_activity => {
+              // Looked up since: it moves to its place by that time, which
+              // is here (the walk sees it again at once) or further on, never
+              // behind the walk.
+              store.fold_activity(slot, at);
+              if store.next_by_activity(slot) == next {
+                next = Some(slot);
+              }
+            }
+            _ => found.push((slot, view.seq)),
+          }
         }
+        found
       }
-      LimitScope::Client => {
+      Some(LimitScope::Client) => {
         let mut views: Vec<SessionView<'_>> = self
           .store
           .client_slots(client_id)
           .filter_map(|slot| self.store.get(slot))
+          .map(|view| with_lookup(view, lookups))
           .collect();
         views.sort_by(|a, b| {
           a.last_activity
@@ -205,7 +256,7 @@ impl Registry {
   }
 
   /// The error for a registration refused by `scope`.
-  pub fn limit_error(&self, scope: LimitScope, client_id: &str) -> Error {
+  fn limit_error(&self, scope: LimitScope, client_id: &str) -> Error {
     match scope {
       LimitScope::Registry => Error::SessionLimit {
         max: self.policy.max_sessions.unwrap_or(0),
@@ -219,7 +270,7 @@ impl Registry {
 
   /// Everything that refuses a registration before limits are looked at:
   /// bad ids, a disposed registry, an id already taken.
-  fn admit(&self, client_id: &str, session_id: &str) -> Result<(), Error> {
+  fn admit(&self, client_id: &str, session_id: &str, held_by: Option<&str>) -> Result<(), Error> {
     if client_id.is_empty() {
       return Err(Error::EmptyClientId);
     }
@@ -229,66 +280,48 @@ impl Registry {
     if self.disposed {
       return Err(Error::Disposed);
     }
-    if let Some(slot) = self.store.slot_of(session_id) {
-      let owner = self.store.get(slot).map_or("", |view| view.client_id);
+    if let Some(owner) = held_by {
       return Err(Error::AlreadyRegistered {
         session_id: session_id.to_owned(),
         client_id: owner.to_owned(),
-        slot,
       });
     }
     Ok(())
   }
 
-  fn insert(&mut self, client_id: &str, session_id: &str, now: f64) -> Result<Slot, Error> {
-    let (slot, _) = self.store.insert(client_id, session_id, now)?;
-    if let Some(changes) = &mut self.changes {
-      changes.push(Change::Registered(SessionRecord {
-        session_id: session_id.to_owned(),
-        client_id: client_id.to_owned(),
-        registered_at: now,
-      }));
+  fn insert(&mut self, client_id: &str, session_id: &str, now: f64) -> Slot {
+    let (slot, _) = self.store.insert(client_id, now);
+    if let Some(ids) = &mut self.ids {
+      let at = slot.0 as usize;
+      if ids.len() <= at {
+        ids.resize_with(at + 1, Box::default);
+      }
+      ids[at] = session_id.into();
+      if let Some(changes) = &mut self.changes {
+        changes.push(Change::Registered(SessionRecord {
+          session_id: session_id.to_owned(),
+          client_id: client_id.to_owned(),
+          registered_at: now,
+        }));
+      }
     }
     self.metrics.registered();
-    Ok(slot)
+    slot
   }
 
   /// Records activity of a registered session: its last activity time and
-  /// its place among the most recently active.
+  /// its place among the most recently active. Does nothing for a free slot.
   pub fn touch(&mut self, slot: Slot, now: f64) {
     self.store.touch(slot, now);
   }
 
-  /// Records that a lookup handed the session out. The same as
-  /// [`Registry::touch`] when the policy evicts across the registry (the
-  /// only use of the activity order); otherwise only the time is kept,
-  /// which spares lookups the reordering.
-  pub fn note_lookup(&mut self, slot: Slot, now: f64) {
-    if self.policy.evict_idle && self.policy.max_sessions.is_some() {
-      self.store.touch(slot, now);
-    } else {
-      self.store.mark_active(slot, now);
-    }
-  }
-
-  /// Records activity of a session by id; `false` when it is not registered.
-  pub fn touch_session(&mut self, session_id: &str, now: f64) -> bool {
-    match self.store.slot_of(session_id) {
-      Some(slot) => {
-        self.store.touch(slot, now);
-        true
-      }
-      None => false,
-    }
-  }
-
   /// Merges numeric metrics into a session's record (a name set again is
-  /// replaced) and keeps the totals in step; `false` when the session is not
-  /// registered. Non-finite values are the caller's to refuse.
-  pub fn update_metrics(&mut self, session_id: &str, updates: &[(&str, f64)]) -> bool {
-    let Some(slot) = self.store.slot_of(session_id) else {
+  /// replaced) and keeps the totals in step; `false` when the slot is free.
+  /// Non-finite values are the caller's to refuse.
+  pub fn update_metrics(&mut self, slot: Slot, updates: &[(&str, f64)]) -> bool {
+    if self.store.get(slot).is_none() {
       return false;
-    };
+    }
     for &(name, value) in updates {
       let old = self.store.set_metric(slot, name, value);
       self.metrics.metric_changed(name, old, value);
@@ -296,11 +329,12 @@ impl Registry {
     true
   }
 
-  /// What `getSessionInfo` reports about the session in `slot`.
-  pub fn session_info(&self, slot: Slot) -> Option<SessionInfo<'_>> {
+  /// What `getSessionInfo` reports about the session in `slot`, its
+  /// lookups counting as activity.
+  pub fn session_info(&self, slot: Slot, lookups: &[f64]) -> Option<SessionInfo<'_>> {
     let view = self.store.get(slot)?;
     Some(SessionInfo {
-      view,
+      view: with_lookup(view, lookups),
       metrics: self.store.metrics(slot),
     })
   }
@@ -361,12 +395,14 @@ impl Registry {
     (page, next)
   }
 
-  /// Whether the session in `slot` is past the idle timeout.
-  pub fn idle_expired(&self, slot: Slot, now: f64) -> bool {
-    self
-      .store
-      .get(slot)
-      .is_some_and(|view| self.policy.idle_expired(view.last_activity, now))
+  /// Whether the session in `slot` is past the idle timeout, its lookups
+  /// counting as activity.
+  pub fn idle_expired(&self, slot: Slot, now: f64, lookups: &[f64]) -> bool {
+    self.store.get(slot).is_some_and(|view| {
+      self
+        .policy
+        .idle_expired(with_lookup(view, lookups).last_activity, now)
+    })
   }
 
   /// Removes every session for closing with reason `Shutdown`.
@@ -404,69 +440,29 @@ impl Registry {
   /// Every removal passes here, so this is where it enters the change feed.
   fn begin(&mut self, removed: RemovedSession, reason: CloseReason, now: f64) -> CloseOrder {
     self.metrics.removed(reason, now - removed.registered_at);
-    if let Some(changes) = &mut self.changes {
-      changes.push(Change::Removed {
-        session_id: removed.session_id.clone(),
-      });
+    if let Some(ids) = &mut self.ids {
+      let id = std::mem::take(&mut ids[removed.slot.0 as usize]);
+      if let Some(changes) = &mut self.changes {
+        changes.push(Change::Removed {
+          session_id: id.into_string(),
+        });
+      }
     }
     self.closes.begin(removed, reason, now)
   }
 
-  /// The slot of a registered session.
-  pub fn session(&self, session_id: &str) -> Option<Slot> {
-    self.store.slot_of(session_id)
-  }
-
-  /// Removes a session for closing.
-  pub fn unregister(&mut self, session_id: &str, now: f64) -> Unregister {
-    self.unregister_because(session_id, CloseReason::Unregister, now)
-  }
-
-  fn unregister_because(&mut self, session_id: &str, reason: CloseReason, now: f64) -> Unregister {
-    match self.store.remove(session_id) {
-      Some(removed) => Unregister::Close(self.begin(removed, reason, now)),
-      None => match self.closes.in_flight(session_id) {
-        Some(ticket) => Unregister::AlreadyClosing(ticket),
-        None => Unregister::NotRegistered,
-      },
-    }
-  }
-
-  /// [`Registry::unregister`] for a caller that calls the session's
-  /// `close()` right away: a close it orders counts as started now.
-  pub fn unregister_now(&mut self, session_id: &str, now: f64) -> Unregister {
-    self.unregister_now_because(session_id, CloseReason::Unregister, now)
-  }
-
-  /// [`Registry::unregister_now`] with another reason (`Remote`, when
-  /// another node of the cluster asked).
-  pub fn unregister_now_because(
-    &mut self,
-    session_id: &str,
-    reason: CloseReason,
-    now: f64,
-  ) -> Unregister {
-    let found = self.unregister_because(session_id, reason, now);
-    if let Unregister::Close(order) = found {
-      self.start_close(order.ticket, now);
-    }
-    found
-  }
-
-  /// The ticket of the close in flight for a session id, if any (the most
-  /// recent one when the id was closed more than once).
-  pub fn closing_ticket(&self, session_id: &str) -> Option<Ticket> {
-    self.closes.in_flight(session_id)
+  /// Removes the session in `slot` for a caller that calls its `close()`
+  /// right away: the close it orders counts as started now. `None` when the
+  /// slot is free.
+  pub fn unregister(&mut self, slot: Slot, reason: CloseReason, now: f64) -> Option<CloseOrder> {
+    let removed = self.store.remove(slot)?;
+    let order = self.begin(removed, reason, now);
+    self.start_close(order.ticket, now);
+    Some(order)
   }
 
   /// Removes all of a client's sessions for closing, in registration order.
-  pub fn cleanup_client(&mut self, client_id: &str, now: f64) -> Vec<CloseOrder> {
-    self.cleanup_client_because(client_id, CloseReason::CleanupClient, now)
-  }
-
-  /// [`Registry::cleanup_client`] with another reason (`Remote`, when
-  /// another node of the cluster asked).
-  pub fn cleanup_client_because(
+  pub fn cleanup_client(
     &mut self,
     client_id: &str,
     reason: CloseReason,
@@ -483,11 +479,6 @@ impl Registry {
   /// user code between steps and must recognise what changed meanwhile.
   pub fn registrations(&self) -> Vec<(Slot, u64)> {
     self.store.sessions().map(|s| (s.slot, s.seq)).collect()
-  }
-
-  /// Whether `(slot, seq)` is still registered.
-  pub fn is_registered(&self, slot: Slot, seq: u64) -> bool {
-    self.store.get(slot).is_some_and(|s| s.seq == seq)
   }
 
   /// Removes one registration for closing if it is still the one seen in a
@@ -529,11 +520,6 @@ impl Registry {
     Some(report)
   }
 
-  /// The session and client ids of a close in flight.
-  pub fn closing_session(&self, ticket: Ticket) -> Option<(&str, &str)> {
-    self.closes.session_of(ticket)
-  }
-
   /// Whether a close is still waiting for its report.
   pub fn is_closing(&self, ticket: Ticket) -> bool {
     self.closes.is_pending(ticket)
@@ -544,14 +530,18 @@ impl Registry {
     self.closes.len()
   }
 
-  /// Turns the change feed (see [`crate::change`]) on or off.
+  /// Turns the change feed (see [`crate::change`]) on or off; `false`, and
+  /// nothing recorded, on a registry that keeps no ids.
   ///
   /// Turning it on (when off) records a [`Change::Registered`] for every
   /// session registered now, in registration order, so that a copy holding
   /// none of this registry's sessions, fed every change from here on, holds
   /// exactly this registry's sessions. Turning it off discards the changes
   /// not yet taken. While on, changes accumulate until taken.
-  pub fn set_change_feed(&mut self, on: bool) {
+  pub fn set_change_feed(&mut self, on: bool) -> bool {
+    let Some(ids) = &self.ids else {
+      return false;
+    };
     match (on, self.changes.is_some()) {
       (true, false) => {
         let existing = self
@@ -559,7 +549,7 @@ impl Registry {
           .sessions()
           .map(|view| {
             Change::Registered(SessionRecord {
-              session_id: view.session_id.to_owned(),
+              session_id: ids[view.slot.0 as usize].to_string(),
               client_id: view.client_id.to_owned(),
               registered_at: view.registered_at,
             })
@@ -570,6 +560,7 @@ impl Registry {
       (false, true) => self.changes = None,
       _ => {}
     }
+    true
   }
 
   /// The changes recorded since the last take, oldest first. Empty while
@@ -583,57 +574,90 @@ impl Registry {
   }
 }
 
+/// `view` with its last activity moved to its lookup, when that is later.
+fn with_lookup<'a>(view: SessionView<'a>, lookups: &[f64]) -> SessionView<'a> {
+  match lookups.get(view.slot.0 as usize) {
+    Some(&at) if at > view.last_activity => SessionView {
+      last_activity: at,
+      ..view
+    },
+    _ => view,
+  }
+}
+
 #[cfg(test)]
 mod tests {
   use super::*;
 
   #[test]
-  fn rejects_empty_ids_without_change() {
+  fn rejects_empty_and_taken_ids_without_change() {
     let mut registry = Registry::new();
-    assert_eq!(registry.register("", "s", 0.0), Err(Error::EmptyClientId));
-    assert_eq!(registry.register("c", "", 0.0), Err(Error::EmptySessionId));
+    assert_eq!(
+      registry.register("", "s", None, 0.0),
+      Err(Error::EmptyClientId)
+    );
+    assert_eq!(
+      registry.register("c", "", None, 0.0),
+      Err(Error::EmptySessionId)
+    );
+    assert_eq!(
+      registry.register("c", "s", Some("owner"), 0.0),
+      Err(Error::AlreadyRegistered {
+        session_id: "s".into(),
+        client_id: "owner".into()
+      })
+    );
     assert_eq!(registry.store().session_count(), 0);
     assert_eq!(registry.store().client_count(), 0);
+    assert_eq!(registry.metrics().sessions_registered, 0);
   }
 
   #[test]
-  fn a_racing_unregister_sees_the_close_in_flight() {
+  fn an_unregister_closes_once_and_reports_once() {
     let mut registry = Registry::new();
-    registry.register("c", "s", 0.0).unwrap();
-    let Unregister::Close(order) = registry.unregister("s", 1.0) else {
-      panic!("first unregister closes");
-    };
+    let slot = registry.register("c", "s", None, 0.0).unwrap();
+    let order = registry
+      .unregister(slot, CloseReason::Unregister, 1.0)
+      .expect("registered");
+    assert_eq!(order.slot, slot);
     assert_eq!(
-      registry.unregister("s", 2.0),
-      Unregister::AlreadyClosing(order.ticket)
+      registry.unregister(slot, CloseReason::Unregister, 2.0),
+      None
     );
-    assert!(registry.cleanup_client("c", 2.0).is_empty());
+    assert!(registry
+      .cleanup_client("c", CloseReason::CleanupClient, 2.0)
+      .is_empty());
+    assert_eq!(
+      registry.close_capacity(),
+      registry.policy().max_concurrent_closes - 1
+    );
     let report = registry
       .settle(order.ticket, CloseOutcome::Failed, 5.0)
       .unwrap();
     assert_eq!(report.reason, CloseReason::Unregister);
-    assert_eq!(&*report.client_id, "c");
-    assert_eq!(report.duration_ms, 4.0);
+    assert_eq!(
+      report.duration_ms, 4.0,
+      "counted from the unregister, which started it"
+    );
     assert_eq!(
       registry.settle(order.ticket, CloseOutcome::Closed, 6.0),
       None
     );
-    assert_eq!(registry.unregister("s", 7.0), Unregister::NotRegistered);
+    assert!(!registry.is_closing(order.ticket));
   }
 
   #[test]
   fn a_scan_does_not_close_a_replacement() {
     let mut registry = Registry::new();
-    let slot = registry.register("c", "s", 0.0).unwrap();
+    let slot = registry.register("c", "s", None, 0.0).unwrap();
     let seen = registry.registrations();
     assert_eq!(seen.len(), 1);
-    let Unregister::Close(_) = registry.unregister("s", 0.0) else {
-      panic!()
-    };
-    let again = registry.register("c", "s", 0.0).unwrap();
+    registry
+      .unregister(slot, CloseReason::Unregister, 0.0)
+      .unwrap();
+    let again = registry.register("c", "s", None, 0.0).unwrap();
     assert_eq!(slot, again);
     let (slot, seq) = seen[0];
-    assert!(!registry.is_registered(slot, seq));
     assert!(registry
       .close_registration(slot, seq, CloseReason::CleanupStale, 0.0)
       .is_none());
@@ -652,9 +676,10 @@ mod tests {
       state: HealthState::Error,
       timed_out: false,
     };
-    for id in ["healthy", "broken", "idle", "busy", "replaced"] {
-      registry.register("c", id, 0.0).unwrap();
-    }
+    let slots: Vec<Slot> = ["healthy", "broken", "idle", "busy", "replaced"]
+      .iter()
+      .map(|id| registry.register("c", id, None, 0.0).unwrap())
+      .collect();
     let seen = registry.registrations();
     let reading = |i: usize, health, running| StaleReading {
       slot: seen[i].0,
@@ -663,10 +688,10 @@ mod tests {
       running,
     };
     // "replaced" leaves and comes back before the scan's verdict.
-    let Unregister::Close(_) = registry.unregister("replaced", 1.0) else {
-      panic!()
-    };
-    registry.register("c", "replaced", 1.0).unwrap();
+    registry
+      .unregister(slots[4], CloseReason::Unregister, 1.0)
+      .unwrap();
+    let replacement = registry.register("c", "replaced", None, 1.0).unwrap();
     let readings = [
       reading(0, ok, None),
       reading(1, error, None),
@@ -675,27 +700,100 @@ mod tests {
       reading(4, error, None),
     ];
     let orders = registry.close_stale(readings, 2.0);
-    assert_eq!(orders.len(), 2);
-    let reasons: Vec<_> = orders
+    let closed: Vec<(Slot, CloseReason)> = orders
       .iter()
       .map(|o| {
-        registry
+        let report = registry
           .settle(o.ticket, CloseOutcome::Closed, 3.0)
-          .unwrap()
+          .unwrap();
+        (o.slot, report.reason)
       })
-      .map(|r| (r.session_id, r.reason))
       .collect();
     assert_eq!(
-      reasons,
+      closed,
       vec![
-        ("broken".to_owned(), CloseReason::CleanupStale),
-        ("idle".to_owned(), CloseReason::Idle)
+        (slots[1], CloseReason::CleanupStale),
+        (slots[2], CloseReason::Idle)
       ]
     );
     assert!(
       registry.close_stale(readings, 4.0).is_empty(),
       "a second verdict on the same scan closes nothing"
     );
-    assert!(registry.session("replaced").is_some());
+    assert!(registry.store().get(replacement).is_some());
+  }
+
+  #[test]
+  fn the_change_feed_names_sessions_only_when_ids_are_kept() {
+    let mut plain = Registry::new();
+    assert!(!plain.set_change_feed(true));
+    plain.register("c", "s", None, 0.0).unwrap();
+    assert!(plain.take_changes().is_empty());
+
+    let mut registry = Registry::keeping_ids();
+    let first = registry.register("c", "a", None, 1.0).unwrap();
+    assert!(registry.set_change_feed(true));
+    registry.register("c", "b", None, 2.0).unwrap();
+    registry
+      .unregister(first, CloseReason::Unregister, 3.0)
+      .unwrap();
+    let record = |id: &str, at| {
+      Change::Registered(SessionRecord {
+        session_id: id.into(),
+        client_id: "c".into(),
+        registered_at: at,
+      })
+    };
+    assert_eq!(
+      registry.take_changes(),
+      vec![
+        record("a", 1.0),
+        record("b", 2.0),
+        Change::Removed {
+          session_id: "a".into()
+        }
+      ]
+    );
+    // The freed slot's next session is named by its own id.
+    let reused = registry.register("c", "d", None, 4.0).unwrap();
+    assert_eq!(reused, first);
+    registry
+      .unregister(reused, CloseReason::Unregister, 5.0)
+      .unwrap();
+    assert_eq!(
+      registry.take_changes(),
+      vec![
+        record("d", 4.0),
+        Change::Removed {
+          session_id: "d".into()
+        }
+      ]
+    );
+  }
+
+  #[test]
+  fn lookups_count_as_activity_and_order_the_eviction_search() {
+    let mut registry = Registry::new();
+    registry.set_policy(Policy {
+      max_sessions: Some(3),
+      evict_idle: true,
+      idle_timeout_ms: Some(10.0),
+      ..Policy::default()
+    });
+    let [a, b, c] = [1.0, 2.0, 3.0].map(|t| registry.register("c", "x", None, t).unwrap());
+    let mut lookups = vec![f64::NEG_INFINITY; 3];
+    lookups[a.0 as usize] = 20.0;
+    let info = registry.session_info(a, &lookups).unwrap();
+    assert_eq!(info.view.last_activity, 20.0);
+    assert!(registry.idle_expired(b, 15.0, &lookups));
+    assert!(!registry.idle_expired(a, 15.0, &lookups));
+    let order = registry.eviction_candidates("c", None, 10, &lookups);
+    assert_eq!(
+      order.iter().map(|&(slot, _)| slot).collect::<Vec<_>>(),
+      [b, c, a]
+    );
+    // Resuming after a candidate goes on in the same order.
+    let rest = registry.eviction_candidates("c", Some(order[0]), 10, &lookups);
+    assert_eq!(rest, order[1..]);
   }
 }

@@ -10,7 +10,6 @@ use crate::Slot;
 /// A registered session as the store sees it, borrowed from the store.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SessionView<'a> {
-  pub session_id: &'a str,
   pub client_id: &'a str,
   /// Where the caller keeps this session's handle; reused after removal.
   pub slot: Slot,
@@ -23,12 +22,9 @@ pub struct SessionView<'a> {
   pub last_activity: f64,
 }
 
-/// A session taken out of the store, owned by the caller from now on (and
-/// `Send`, so it may be handed to another thread, e.g. a directory publisher).
+/// A session taken out of the store: where it was, and since when.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RemovedSession {
-  pub session_id: String,
-  pub client_id: String,
   pub slot: Slot,
   pub seq: u64,
   pub registered_at: f64,
