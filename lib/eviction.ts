@@ -51,7 +51,7 @@ export function registerEvicting<H>(parts: Parts<H>, clientId: string, id: strin
     const evicted =
       admitted.evictedSlot === undefined || admitted.evictedSlot === null
         ? undefined
-        : index.applyOne(admitted.evictedSlot)
+        : index.apply([admitted.evictedSlot])[0]
     index.add(admitted.slot, id, clientId, session)
     if (admitted.evictedTicket !== undefined && admitted.evictedTicket !== null) {
       const batch = closes.batch(() => {}, false, false)

@@ -180,7 +180,7 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
     if (entry === undefined) return undefined
     const ticket = this.#native.unregister(entry.slot, remote, this.#time.now())
     if (ticket === undefined || ticket === null) return undefined
-    const removed = this.#index.applyOne(entry.slot)
+    const [removed] = this.#index.apply([entry.slot])
     return this.#closes.closeNow(ticket, removed ?? entry)
   }
 

@@ -18,6 +18,8 @@ export interface Entry<H> {
   readonly clientId: string
   /** The core's slot of the session; -1 once the core removed it. */
   slot: number
+  /** Registration number in this index: later registrations have larger ones. */
+  readonly serial: number
 }
 
 /** A client's sessions, in registration order. */
@@ -29,6 +31,7 @@ export interface ClientSessions<H> {
 const INITIAL_SLOTS = 1024
 
 export class SessionIndex<H> {
+  /** In registration order (an id registered again comes last). */
   readonly byId = new Map<string, Entry<H>>()
   /** Clients in order of arrival (a client that empties and comes back arrives again). */
   readonly byClient = new Map<string, ClientSessions<H>>()
@@ -38,10 +41,13 @@ export class SessionIndex<H> {
    * when none did since it was registered. Read by the core.
    */
   lookups = new Float64Array(INITIAL_SLOTS).fill(Number.NEGATIVE_INFINITY)
+  /** The serial of the latest registration. */
+  registered = 0
 
   /** Adds a session the core admitted into `slot`. */
   add(slot: number, id: string, clientId: string, handle: H): Entry<H> {
-    const entry: Entry<H> = { handle, id, clientId, slot }
+    this.registered += 1
+    const entry: Entry<H> = { handle, id, clientId, slot, serial: this.registered }
     this.byId.set(id, entry)
     let client = this.byClient.get(clientId)
     if (client === undefined) {
@@ -68,11 +74,6 @@ export class SessionIndex<H> {
     const taken = new Array<Entry<H> | undefined>(slots.length)
     for (let i = 0; i < slots.length; i++) taken[i] = this.take(slots[i]!)
     return taken
-  }
-
-  /** `apply` of one slot. */
-  applyOne(slot: number): Entry<H> | undefined {
-    return this.take(slot)
   }
 
   private take(slot: number): Entry<H> | undefined {

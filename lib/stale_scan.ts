@@ -1,17 +1,19 @@
 // The stale cleanup's scan: reads every session's health (and, for those the
 // core says are past the idle timeout, whether they are running), hands the
-// readings to the core, which picks what to close, and closes it. Large
-// registries are scanned in slices that yield to the event loop.
+// readings to the core, which picks what to close, and closes it. It walks
+// the surface's own index, in registration order, so nothing is copied out
+// of the core first; large registries are scanned in slices that yield to
+// the event loop.
 
 import { HealthCode, RunningCode, type NativeRegistry } from './native'
 import type { Batch, CloseQueue } from './close_queue'
-import type { SessionIndex } from './session_index'
+import type { Entry, SessionIndex } from './session_index'
 import { monotonic, nextTurn, SLICE_MS, type Time } from './time'
 
 /** Sessions read per call into the core. */
 const CHUNK = 4096
 /** Sessions read between looks at the clock. */
-const CLOCK_EVERY = 16
+const CLOCK_EVERY = 32
 
 const STATES: Record<string, HealthCode> = {
   idle: HealthCode.Idle,
@@ -61,7 +63,7 @@ function readHealth(handle: unknown, health: Uint8Array, timedOut: Uint8Array, i
 /**
  * Scans every session registered now into `batch`, then seals it. Sessions
  * registered during the scan are left for the next one; sessions removed
- * meanwhile are skipped by the core.
+ * meanwhile are skipped.
  */
 export function scanStale<H>(
   native: NativeRegistry,
@@ -71,55 +73,88 @@ export function scanStale<H>(
   tracksIdle: boolean,
   batch: Batch,
 ): void {
-  // The snapshot counts against the first slice.
-  const firstSlice = monotonic()
-  const { slots, seqs } = native.registrations()
-  const size = Math.min(CHUNK, slots.length)
+  // The index lists sessions in registration order, and a walk of it sees
+  // what is removed or added meanwhile: it stops at the first session
+  // registered after this point.
+  const last = index.registered
+  const walk = index.byId.values()
+  let walked = false
+  const size = Math.min(CHUNK, index.byId.size)
+  const entries = new Array<Entry<H> | undefined>(size)
+  const slots = new Uint32Array(size)
   const health = new Uint8Array(size)
   const timedOut = new Uint8Array(size)
   const running = new Uint8Array(size)
+  let idle: Uint8Array | undefined
+  // The chunk: `entries[0, filled)` were taken from the walk; those before
+  // `position` have been handed to the core.
+  let filled = 0
   let position = 0
+  const refill = (): void => {
+    filled = 0
+    position = 0
+    if (!walked) {
+      walked = true
+      // Map iterators have no `return`: leaving the loop early keeps the walk where it is.
+      for (const entry of walk) {
+        if (entry.serial > last) break
+        entries[filled] = entry
+        slots[filled] = entry.slot
+        filled += 1
+        if (filled === size) {
+          walked = false
+          break
+        }
+      }
+    }
+    idle =
+      tracksIdle && filled > 0 ? native.idleExpired(slots.subarray(0, filled), time.now(), index.lookups) : undefined
+  }
   const step = (started: number): void => {
-    while (position < slots.length) {
-      const end = Math.min(position + CHUNK, slots.length)
-      const now = time.now()
-      const idle = tracksIdle ? native.idleExpired(slots.subarray(position, end), now, index.lookups) : undefined
-      timedOut.fill(0)
-      running.fill(0)
+    for (;;) {
+      if (position === filled) {
+        refill()
+        if (filled === 0) break
+      }
+      timedOut.fill(0, position, filled)
+      running.fill(0, position, filled)
       // Health is user code of unknown cost: the clock is looked at every
       // few sessions, and a spent slice ends the chunk early.
-      let count = 0
-      for (; position + count < end; count++) {
-        if (count % CLOCK_EVERY === 0 && count > 0 && monotonic() - started >= SLICE_MS) break
-        const entry = index.at(slots[position + count]!)
-        if (entry === undefined) {
-          health[count] = HealthCode.Unavailable
-          continue
+      let end = position
+      for (; end < filled; end++) {
+        if ((end - position) % CLOCK_EVERY === 0 && end > position && monotonic() - started >= SLICE_MS) break
+        const entry = entries[end]!
+        if (entry.slot !== slots[end]) continue // removed meanwhile: left out below
+        if (idle !== undefined && idle[end] === 1) running[end] = askRunning(entry.handle)
+        readHealth(entry.handle, health, timedOut, end)
+      }
+      // The readings go to the core only for sessions still in the slot
+      // they were read from: user code above may have removed some.
+      for (let i = position; i < end; i++) {
+        if (entries[i]!.slot !== slots[i]) {
+          health[i] = HealthCode.Unavailable
+          running[i] = RunningCode.Unknown
         }
-        if (idle !== undefined && idle[count] === 1) {
-          running[count] = askRunning(entry.handle)
-        }
-        readHealth(entry.handle, health, timedOut, count)
+        entries[i] = undefined
       }
       const orders = native.closeStale(
-        slots.subarray(position, position + count),
-        seqs.subarray(position, position + count),
-        health.subarray(0, count),
-        timedOut.subarray(0, count),
-        running.subarray(0, count),
+        slots.subarray(position, end),
+        health.subarray(position, end),
+        timedOut.subarray(position, end),
+        running.subarray(position, end),
         time.now(),
       )
+      position = end
       if (orders.tickets.length > 0) {
         closes.enqueue(batch, orders.tickets, index.apply(orders.slots))
         closes.pump(started)
       }
-      position += count
-      if (position < slots.length && monotonic() - started >= SLICE_MS) {
+      if (monotonic() - started >= SLICE_MS && !(walked && position === filled)) {
         nextTurn(() => step(monotonic()))
         return
       }
     }
     closes.seal(batch)
   }
-  step(firstSlice)
+  step(monotonic())
 }

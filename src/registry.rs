@@ -282,12 +282,6 @@ impl NativeRegistry {
       .collect()
   }
 
-  /// Every current registration, for a stale scan.
-  #[napi]
-  pub fn registrations(&self) -> Registrations {
-    self.core.registrations().into()
-  }
-
   /// For each slot, 1 when its session is past the idle timeout, else 0;
   /// `lookups`: the surface's lookup times by slot.
   #[napi]
@@ -300,29 +294,24 @@ impl NativeRegistry {
     )
   }
 
-  /// The core's stale cleanup over scanned registrations: `slots[i]` /
-  /// `seqs[i]` read `health[i]` (a `HealthCode`), `timedOut[i]` (0 or 1)
-  /// and `running[i]` (a `RunningCode`).
+  /// The core's stale cleanup over what a scan read of the sessions in
+  /// `slots` (each still the session the surface read): `health[i]` (a
+  /// `HealthCode`), `timedOut[i]` (0 or 1) and `running[i]` (a
+  /// `RunningCode`).
   #[napi]
   pub fn close_stale(
     &mut self,
     slots: Uint32Array,
-    seqs: Float64Array,
     health: Uint8Array,
     timed_out: Uint8Array,
     running_codes: Uint8Array,
     now: f64,
   ) -> CloseOrders {
-    let readings = slots
-      .iter()
-      .zip(seqs.iter())
-      .enumerate()
-      .map(|(i, (&slot, &seq))| StaleReading {
-        slot: Slot(slot),
-        seq: seq as u64,
-        health: reading(health[i], timed_out[i] == 1),
-        running: running(running_codes[i]),
-      });
+    let readings = slots.iter().enumerate().map(|(i, &slot)| StaleReading {
+      slot: Slot(slot),
+      health: reading(health[i], timed_out[i] == 1),
+      running: running(running_codes[i]),
+    });
     let orders = self.core.close_stale(readings, now);
     self.publish();
     orders.into()
