@@ -207,7 +207,7 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
     // Handing the sessions out counts as their activity.
     const now = this.#lookupTime.now()
     const lookups = this.#index.lookups
-    for (const entry of client.sessions) {
+    for (const entry of client) {
       found.push(entry.handle)
       // A clock that stepped back never makes a lookup look older.
       if (lookups[entry.slot]! < now) lookups[entry.slot] = now
@@ -234,7 +234,7 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
   getStats(): NitySessionRegistryStats {
     const byClient = this.#index.byClient
     const sessionsByClient: Record<string, number> = {}
-    for (const [client, { sessions }] of byClient) {
+    for (const [client, sessions] of byClient) {
       if (client === '__proto__') {
         Object.defineProperty(sessionsByClient, client, {
           value: sessions.size,

@@ -22,19 +22,17 @@ export interface Entry<H> {
   readonly serial: number
 }
 
-/** A client's sessions, in registration order. */
-export interface ClientSessions<H> {
-  readonly sessions: Set<Entry<H>>
-}
-
 /** Slots the lookup times are first made for; the array doubles as slots grow. */
 const INITIAL_SLOTS = 1024
 
 export class SessionIndex<H> {
   /** In registration order (an id registered again comes last). */
   readonly byId = new Map<string, Entry<H>>()
-  /** Clients in order of arrival (a client that empties and comes back arrives again). */
-  readonly byClient = new Map<string, ClientSessions<H>>()
+  /**
+   * Each client's sessions in registration order; clients in order of
+   * arrival (a client that empties and comes back arrives again).
+   */
+  readonly byClient = new Map<string, Set<Entry<H>>>()
   private readonly bySlot: Array<Entry<H> | undefined> = []
   /**
    * When a lookup last handed out the session in each slot; minus infinity
@@ -51,10 +49,10 @@ export class SessionIndex<H> {
     this.byId.set(id, entry)
     let client = this.byClient.get(clientId)
     if (client === undefined) {
-      client = { sessions: new Set() }
+      client = new Set()
       this.byClient.set(clientId, client)
     }
-    client.sessions.add(entry)
+    client.add(entry)
     this.bySlot[slot] = entry
     if (slot >= this.lookups.length) this.grow(slot)
     // The slot may be reused: the lookups of the session that had it are not this one's.
@@ -84,8 +82,8 @@ export class SessionIndex<H> {
     this.byId.delete(entry.id)
     const client = this.byClient.get(entry.clientId)
     if (client !== undefined) {
-      client.sessions.delete(entry)
-      if (client.sessions.size === 0) this.byClient.delete(entry.clientId)
+      client.delete(entry)
+      if (client.size === 0) this.byClient.delete(entry.clientId)
     }
     return entry
   }
