@@ -90,7 +90,16 @@ function expectConsistent(registry: Registry, admitted: FakeSession[], refused: 
   expect(metrics.sessionsRegistered - metrics.sessionsClosed).toBe(stats.totalSessions)
 }
 
-const ZERO_REASONS = { unregister: 0, cleanupClient: 0, cleanupStale: 0, idle: 0, evicted: 0, shutdown: 0, remote: 0 }
+const ZERO_REASONS = {
+  unregister: 0,
+  cleanupClient: 0,
+  cleanupStale: 0,
+  idle: 0,
+  evicted: 0,
+  shutdown: 0,
+  remote: 0,
+  conflict: 0,
+}
 
 describe('a registry made without options', () => {
   it('behaves as the documented API: no limits over a few thousand registrations', () => {
@@ -997,6 +1006,7 @@ describe('aggregate metrics', () => {
       evicted: 1,
       shutdown: 0,
       remote: 0,
+      conflict: 0,
     })
     await expect(registry.closeAll()).resolves.toBe(3)
     const metrics = registry.getMetrics()
@@ -1008,6 +1018,7 @@ describe('aggregate metrics', () => {
       evicted: 1,
       shutdown: 3,
       remote: 0,
+      conflict: 0,
     })
     expect(metrics.sessionsRegistered).toBe(9)
     expect(metrics.sessionsClosed).toBe(9)

@@ -33,6 +33,8 @@ export interface LocalRegistry<H> {
   cleanupRemote(clientId: string): Promise<number>
   /** Hands the cluster every session held now, to re-assert (it asked for it). */
   reseed(): void
+  /** Closes these sessions (close reason `'conflict'`): another live node holds their ids. */
+  closeConflicting(sessionIds: readonly string[]): void
 }
 
 /** Calls the native cluster; its errors become the registry's errors of this realm. */
@@ -200,7 +202,7 @@ export class Cluster<H extends NitySessionLike> implements NityCluster<H> {
     try {
       this.#local.register(clientId, session)
     } catch (error) {
-      this.#native.release(id)
+      this.#native.release(id, clientId)
       throw error
     }
   }
@@ -257,6 +259,9 @@ export class Cluster<H extends NitySessionLike> implements NityCluster<H> {
       malformedRecords: counters.malformedRecords,
       reannounced: counters.reannounced,
       pendingChanges: counters.pendingChanges,
+      resyncs: counters.resyncs,
+      digestMismatches: counters.digestMismatches,
+      conflicts: counters.conflicts,
     }
   }
 
@@ -264,6 +269,10 @@ export class Cluster<H extends NitySessionLike> implements NityCluster<H> {
   #receive(event: ClusterEvent): void {
     if (event.kind === 'resync') {
       if (!this.#left) this.#local.reseed()
+      return
+    }
+    if (event.kind === 'conflict') {
+      if (!this.#left && Array.isArray(event.sessionIds)) this.#local.closeConflicting(event.sessionIds)
       return
     }
     if (event.kind === 'nodeDown' && typeof event.nodeId === 'string') {

@@ -34,4 +34,4 @@ export const RunningCode: typeof Binding.RunningCode = binding.RunningCode
 export type RunningCode = Binding.RunningCode
 export const CloseEnd: typeof Binding.CloseEnd = binding.CloseEnd
 export type CloseEnd = Binding.CloseEnd
-export type { Admitted, ClusterEvent, ClusterSessionReport, PolicyOptions } from '../native'
+export type { Admitted, ClusterEvent, ClusterSessionReport, PolicyOptions, Removal } from '../native'

@@ -12,7 +12,7 @@ import { callNative, fromNative, invalidArgument, nityError } from './errors'
 import { registerEvicting, type Parts } from './eviction'
 import { readListOptions } from './list_options'
 import { LookupTime } from './lookup_time'
-import { NativeRegistry } from './native'
+import { NativeRegistry, type Removal } from './native'
 import { readDuration, readOptions, type Options } from './options'
 import { SessionIndex, type Entry } from './session_index'
 import { scanStale } from './stale_scan'
@@ -105,7 +105,7 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
       unregister: (sessionId) => this.unregister(sessionId),
       cleanupClient: (clientId) => this.cleanupClient(clientId),
       closeRemote: (sessionId) => {
-        const closing = this.#unregister(sessionId, true)
+        const closing = this.#unregister(sessionId, 'remote')
         return closing === undefined
           ? Promise.resolve(0)
           : closing.then(
@@ -115,6 +115,9 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
       },
       cleanupRemote: (clientId) => this.#closeInBulk(this.#native.cleanupClient(clientId, true, this.#time.now())),
       reseed: () => this.#native.reseedCluster(),
+      closeConflicting: (sessionIds) => {
+        for (const id of sessionIds) void this.#unregister(id, 'conflict')?.catch(() => {})
+      },
     }
   }
 
@@ -171,14 +174,14 @@ export class NitySessionRegistry<H extends NitySessionLike = NitySessionHandle> 
       return Promise.reject(invalidArgument('ERR_INVALID_SESSION_ID', 'sessionId', sessionId, 'a string'))
     }
     // Not registered here: maybe its close is still in flight.
-    return this.#unregister(sessionId, false) ?? this.#closes.whenClosed(sessionId)
+    return this.#unregister(sessionId, 'unregister') ?? this.#closes.whenClosed(sessionId)
   }
 
   /** Removes a registered session (the core orders it) and closes it; `undefined` when it is not registered. */
-  #unregister(sessionId: string, remote: boolean): Promise<void> | undefined {
+  #unregister(sessionId: string, why: Removal): Promise<void> | undefined {
     const entry = this.#index.byId.get(sessionId)
     if (entry === undefined) return undefined
-    const ticket = this.#native.unregister(entry.slot, remote, this.#time.now())
+    const ticket = this.#native.unregister(entry.slot, why, this.#time.now())
     if (ticket === undefined || ticket === null) return undefined
     const [removed] = this.#index.apply([entry.slot])
     return this.#closes.closeNow(ticket, removed ?? entry)

@@ -63,7 +63,9 @@ export interface NitySessionRegistryStats {
  * `'idle'` (idle past `idleTimeoutMs` and not running), `'evicted'` (to make
  * room in a full registry), `'shutdown'` (`closeAll()` / `dispose()`) or
  * `'remote'` (another node of the cluster asked: `cluster.unregister`,
- * `cluster.cleanupClient`).
+ * `cluster.cleanupClient`) or `'conflict'` (another live node of the
+ * cluster holds the same session id: it claimed it while this node was cut
+ * off, and the shared directory's record wins).
  */
 export type NitySessionCloseReason =
   | 'unregister'
@@ -73,6 +75,7 @@ export type NitySessionCloseReason =
   | 'evicted'
   | 'shutdown'
   | 'remote'
+  | 'conflict'
 
 /** Told to close listeners once a handle's `close()` has settled. */
 export interface NitySessionClosedEvent {
@@ -284,4 +287,10 @@ export interface NityClusterDiagnostics {
   reannounced: number
   /** Local changes waiting to be published. */
   pendingChanges: number
+  /** Resyncs of this node's records run to the end (after an announcement, a failed publication or a digest mismatch). */
+  resyncs: number
+  /** Heartbeats that found the directory's digest of this node's records different from what the node holds. */
+  digestMismatches: number
+  /** Sessions closed here with reason `'conflict'`: another live node held their ids. */
+  conflicts: number
 }

@@ -181,10 +181,8 @@ impl NativeCluster {
 
   /// Gives up a claim whose local registration failed.
   #[napi]
-  pub fn release(&self, session_id: String) -> Result<()> {
-    self
-      .running()?
-      .publish(nity_registry_cluster::Change::Removed { session_id });
+  pub fn release(&self, session_id: String, client_id: String) -> Result<()> {
+    self.running()?.release(&session_id, &client_id);
     Ok(())
   }
 
@@ -247,6 +245,7 @@ impl From<Event> for ClusterEvent {
         client_id,
         node_id: None,
         sessions: None,
+        session_ids: None,
       },
       Event::NodeDown { node_id, sessions } => ClusterEvent {
         kind: "nodeDown".to_owned(),
@@ -255,6 +254,7 @@ impl From<Event> for ClusterEvent {
         client_id: None,
         node_id: Some(node_id),
         sessions: Some(u32::try_from(sessions).unwrap_or(u32::MAX)),
+        session_ids: None,
       },
       Event::Resync => ClusterEvent {
         kind: "resync".to_owned(),
@@ -263,6 +263,16 @@ impl From<Event> for ClusterEvent {
         client_id: None,
         node_id: None,
         sessions: None,
+        session_ids: None,
+      },
+      Event::Conflict { session_ids } => ClusterEvent {
+        kind: "conflict".to_owned(),
+        request_id: None,
+        session_id: None,
+        client_id: None,
+        node_id: None,
+        sessions: None,
+        session_ids: Some(session_ids),
       },
     }
   }

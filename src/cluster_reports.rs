@@ -16,6 +16,8 @@ pub struct ClusterEvent {
   pub client_id: Option<String>,
   pub node_id: Option<String>,
   pub sessions: Option<u32>,
+  /// `conflict`: the sessions another live node holds.
+  pub session_ids: Option<Vec<String>>,
 }
 
 #[napi(object)]
@@ -111,6 +113,9 @@ pub struct ClusterDiagnostics {
   pub malformed_records: f64,
   pub reannounced: f64,
   pub pending_changes: f64,
+  pub resyncs: f64,
+  pub digest_mismatches: f64,
+  pub conflicts: f64,
 }
 
 impl From<&nity_registry_cluster::Member> for ClusterDiagnostics {
@@ -122,6 +127,9 @@ impl From<&nity_registry_cluster::Member> for ClusterDiagnostics {
       malformed_records: member.node().malformed() as f64,
       reannounced: counters.reannounced.load(Relaxed) as f64,
       pending_changes: counters.pending_changes.load(Relaxed) as f64,
+      resyncs: counters.resyncs.load(Relaxed) as f64,
+      digest_mismatches: counters.digest_mismatches.load(Relaxed) as f64,
+      conflicts: counters.conflicts.load(Relaxed) as f64,
     }
   }
 }

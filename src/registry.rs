@@ -23,6 +23,25 @@ fn ticket_number(ticket: Ticket) -> f64 {
   ticket.0 as f64
 }
 
+/// Why a single session is removed: the caller's `unregister`, another
+/// node's request, or a conflict with another live node's record.
+#[napi(string_enum = "camelCase")]
+pub enum Removal {
+  Unregister,
+  Remote,
+  Conflict,
+}
+
+impl From<Removal> for CloseReason {
+  fn from(removal: Removal) -> CloseReason {
+    match removal {
+      Removal::Unregister => CloseReason::Unregister,
+      Removal::Remote => CloseReason::Remote,
+      Removal::Conflict => CloseReason::Conflict,
+    }
+  }
+}
+
 /// How a handle's close ended, one byte a close in [`NativeRegistry::settle`].
 #[napi]
 pub enum CloseEnd {
@@ -188,17 +207,11 @@ impl NativeRegistry {
   }
 
   /// Removes the session in `slot` for closing and counts its close as
-  /// started: the caller calls `close()` at once. `remote`: on another
-  /// node's behalf (close reason `'remote'`). The close's ticket, or
+  /// started: the caller calls `close()` at once. The close's ticket, or
   /// `undefined` when the slot is free.
   #[napi]
-  pub fn unregister(&mut self, slot: u32, remote: bool, now: f64) -> Option<f64> {
-    let reason = if remote {
-      CloseReason::Remote
-    } else {
-      CloseReason::Unregister
-    };
-    let order = self.core.unregister(Slot(slot), reason, now);
+  pub fn unregister(&mut self, slot: u32, why: Removal, now: f64) -> Option<f64> {
+    let order = self.core.unregister(Slot(slot), why.into(), now);
     self.publish();
     order.map(|order| ticket_number(order.ticket))
   }

@@ -177,6 +177,92 @@ describe('a dead node', () => {
   )
 })
 
+/**
+ * The convergence check: for every client, the fleet's view lists exactly
+ * the sessions the nodes hold, each at the node that holds it.
+ */
+async function expectConverged(nodes: readonly ClusterNodeProcess[], clients: readonly string[]): Promise<void> {
+  for (const client of clients) {
+    const held: string[] = []
+    for (const node of nodes) {
+      const nodeId = await node.call('nodeId')
+      for (const id of await node.call('getClientSessions', client)) held.push(`${id}@${nodeId}`)
+    }
+    for (const viewer of nodes) {
+      const shown = (await viewer.call('clusterGetClientSessions', client)).map((s) => `${s.sessionId}@${s.nodeId}`)
+      expect(shown.sort(), `client ${client} as ${await viewer.call('nodeId')} sees it`).toEqual(held.sort())
+    }
+  }
+}
+
+describe("records lost or come back behind the fleet's back", () => {
+  it(
+    'the keys holding the records deleted whole: every node re-asserts what it holds within a lease',
+    async () => {
+      const [a, b] = await startFleet(redis.url, ['node-a', 'node-b'], { namespace: 'lost' })
+      for (let i = 0; i < 5; i++) await a.call('register', 'x', `a-${i}`)
+      await b.call('register', 'y', 'b-0')
+      await Promise.all([a.call('flush'), b.call('flush')])
+      await expectConverged([a, b], ['x', 'y'])
+
+      redis.cli('DEL', 'nity:{lost}:sessions', 'nity:{lost}:by-client', 'nity:{lost}:by-node')
+
+      // Bound: a heartbeat (every third of the lease) notices, a resync follows.
+      await eventually(() => expectConverged([a, b], ['x', 'y']), {
+        timeoutMs: LEASE_MS + REAP_SLACK_MS,
+        intervalMs: 100,
+        what: 'the records back after the delete',
+      }).catch(async (error: unknown) => {
+        const diagnostics = [await a.call('diagnostics'), await b.call('diagnostics')]
+        throw new Error(`${String(error)}; diagnostics ${JSON.stringify(diagnostics)}`)
+      })
+      for (const node of [a, b]) {
+        const diagnostics = await node.call('diagnostics')
+        expect(diagnostics.resyncs).toBeGreaterThanOrEqual(1)
+        expect(diagnostics.digestMismatches).toBeGreaterThanOrEqual(1)
+        expect(await node.call('closeCalls')).toEqual({})
+      }
+      expect(withoutZeros((await a.call('clusterGetStats')).sessionsByNode)).toEqual({ 'node-a': 5, 'node-b': 1 })
+    },
+    TEST_TIMEOUT_MS,
+  )
+
+  it(
+    'sessions registered and removed while Redis stalls past the request timeout leave no ghost and lose nothing',
+    async () => {
+      // Publications time out on the nodes (500 ms) while Redis sleeps, then
+      // run when it wakes; the lease (3 s) outlasts the stall.
+      const options = { namespace: 'stall', leaseMs: 3_000, requestTimeoutMs: 500 }
+      const [a, b] = await startFleet(redis.url, ['node-a', 'node-b'], options)
+      for (let i = 0; i < 10; i++) await a.call('register', 'x', `kept-${i}`)
+      await a.call('flush')
+
+      // Every client's commands wait 1.5 s (the pausing one returns at once).
+      const stallEnds = Date.now() + 1_500
+      expect(redis.cli('CLIENT', 'PAUSE', '1500', 'ALL')).toBe('OK')
+      for (let round = 0; round < 3; round++) {
+        for (let i = 0; i < 10; i++) await a.call('register', 'x', `gone-${round}-${i}`)
+        for (let i = 0; i < 10; i++) await a.call('unregister', `gone-${round}-${i}`)
+        for (let i = 0; i < 3; i++) await a.call('register', 'y', `new-${round}-${i}`)
+        await sleep(300)
+      }
+      await a.call('unregister', 'kept-0')
+      await sleep(Math.max(0, stallEnds - Date.now()))
+
+      await eventually(() => expectConverged([a, b], ['x', 'y']), {
+        timeoutMs: 3_000 + REAP_SLACK_MS,
+        intervalMs: 100,
+        what: 'the directory equal to what the nodes hold after the stall',
+      })
+      expect(await a.call('localStats')).toMatchObject({ totalSessions: 18 })
+      expect(await b.call('nodeDownEvents')).toEqual([])
+      // The stall really cut publications off: node a had to resync.
+      expect((await a.call('diagnostics')).resyncs).toBeGreaterThanOrEqual(1)
+    },
+    TEST_TIMEOUT_MS,
+  )
+})
+
 describe('Redis itself', () => {
   it(
     'Redis killed and restarted empty: every node re-asserts its live sessions',

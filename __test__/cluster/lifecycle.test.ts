@@ -114,6 +114,9 @@ describe('the cluster option', () => {
           malformedRecords: 0,
           reannounced: 0,
           pendingChanges: 0,
+          resyncs: 0,
+          digestMismatches: 0,
+          conflicts: 0,
         })
 
         const session = new FakeSession('main-1')

@@ -7,7 +7,16 @@ import { describe, expect, it } from '@jest/globals'
 import { NitySessionRegistry } from 'nity-session-registry'
 import { FakeSession } from '../helpers/sessions'
 
-const reasons = { unregister: 0, cleanupClient: 0, cleanupStale: 0, idle: 0, evicted: 0, shutdown: 0, remote: 0 }
+const reasons = {
+  unregister: 0,
+  cleanupClient: 0,
+  cleanupStale: 0,
+  idle: 0,
+  evicted: 0,
+  shutdown: 0,
+  remote: 0,
+  conflict: 0,
+}
 
 function expectPlainObject(value: unknown): void {
   expect(typeof value).toBe('object')

@@ -35,22 +35,33 @@
 //! | `nity:{ns}:sessions` | hash | session id → `{"c": client, "n": node, "e": epoch, "t": registeredAt}` |
 //! | `nity:{ns}:by-client` | sorted set | `<len>:<client><session id>`, score 0 |
 //! | `nity:{ns}:by-node` | sorted set | `<len>:<node><session id>`, score 0 |
-//! | `nity:{ns}:nodes` | hash | node id → `{"e": epoch, "s": startedAt, "t": lastSeenAt}` |
+//! | `nity:{ns}:nodes` | hash | node id → `{"e": epoch, "s": startedAt, "t": lastSeenAt, "dc": records, "dh": their hash}` |
 //! | `nity:{ns}:leases` | sorted set | node id, scored by its lease deadline (ms) |
 //! | `nity:{ns}:epoch` | string | the epoch counter |
 //!
 //! What a node publishes is the core's change feed ([`Change`]): owned
-//! records, applied idempotently, in batches.
+//! records, applied idempotently, in batches. Each node's entry carries the
+//! digest of its records ([`digest`]), kept by the scripts in the same step
+//! as the records; the heartbeat hands it back, and a node whose digest
+//! differs from what it holds resyncs its own records in bounded batches
+//! (removing what it does not hold, adding what is missing). That one
+//! mechanism repairs records lost (a deleted or evicted key, a replica
+//! promoted without the last writes) and records that came back (a
+//! publication that timed out on the node but ran in Redis later).
 
+pub mod digest;
 pub mod keys;
 pub mod member;
 pub mod node;
 mod scripts;
 
+pub use digest::Digest;
 pub use keys::Namespace;
 pub use member::{Event, Member};
 pub use nity_registry_core::{Change, SessionRecord};
-pub use node::{Claim, ClusterNode, ClusterSession, ClusterStats, NodeConfig, NodeInfo, Published};
+pub use node::{
+  Beat, Claim, ClusterNode, ClusterSession, ClusterStats, NodeConfig, NodeInfo, Published,
+};
 
 /// What went wrong talking to the directory.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

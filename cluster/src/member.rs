@@ -4,14 +4,19 @@
 //!
 //! - **Heartbeat**: renews the lease every third of it. When the node was
 //!   fenced off (reaped while paused, or Redis lost its data) it announces
-//!   again, and the publisher re-asserts every session the node holds.
+//!   again, and the publisher re-asserts every session the node holds. It
+//!   also reads the digest Redis keeps of the node's records (see
+//!   [`crate::digest`]); when everything the node published has landed and
+//!   the digest differs from the node's own, the node resyncs.
 //! - **Publisher**: local changes (the registry's change feed) arrive on a
 //!   channel and are published in batches, in order. It keeps no copy of
 //!   what the node holds: when what Redis holds for the node can no longer
 //!   be trusted (a new epoch, a publication that failed), it asks the
 //!   embedder for a seed ([`Event::Resync`]), a snapshot of every session
 //!   the registry holds taken from the registry itself ([`Member::seed`]),
-//!   and publishes that instead of the changes queued before it.
+//!   and publishes that instead of the changes queued before it: a resync
+//!   of the node's own records in bounded batches, which removes from Redis
+//!   what the node does not hold and adds what is missing.
 //! - **Reaper**: every quarter lease (at most 400 ms), removes the nodes whose lease lapsed
 //!   and tells every node (`down` message); a node whose own lease lapsed
 //!   reaps nobody.
@@ -36,9 +41,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::node::{ClusterNode, NodeConfig, Published};
+use crate::digest::Digest;
+use crate::node::{Beat, ClusterNode, NodeConfig, Published};
 use crate::{ClusterError, Result};
-use nity_registry_core::Change;
+use nity_registry_core::{Change, SessionRecord};
 
 /// What the member tells its embedder.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +61,10 @@ pub enum Event {
   /// Call [`Member::seed`] with every session the registry holds: what
   /// Redis holds for this node is to be re-asserted from it.
   Resync,
+  /// Sessions this node holds whose ids another live node holds in the
+  /// directory (claimed while this node was cut off): the directory's
+  /// record wins, so close this node's copies.
+  Conflict { session_ids: Vec<String> },
 }
 
 /// Counters for operations.
@@ -63,6 +73,25 @@ pub struct Diagnostics {
   pub malformed_messages: AtomicU64,
   pub reannounced: AtomicU64,
   pub pending_changes: AtomicU64,
+  /// Resyncs of this node's records run to the end.
+  pub resyncs: AtomicU64,
+  /// Heartbeats that found Redis's digest of this node's records different
+  /// from what the node holds.
+  pub digest_mismatches: AtomicU64,
+  /// Sessions found held by another live node when published (see
+  /// [`Event::Conflict`]).
+  pub conflicts: AtomicU64,
+}
+
+/// The node's own digest of what it holds, as the publisher follows it, and
+/// whether it is comparable with Redis's now.
+#[derive(Debug, Default, Clone, Copy)]
+struct Holding {
+  digest: Digest,
+  /// Changes to what the node holds, or publications, since the start.
+  generation: u64,
+  /// Everything taken in has landed in Redis, and no seed is awaited.
+  settled: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -90,6 +119,10 @@ enum Command {
   /// for every change queued before it.
   Seed(Vec<Change>),
   Flush(oneshot::Sender<Result<()>>),
+  /// What Redis holds for the node differs from what it holds: resync.
+  Resync,
+  /// A claim given up: its record goes, and the node never held it.
+  Release(Change),
 }
 
 struct Shared {
@@ -111,6 +144,7 @@ struct Shared {
   /// Whether the last heartbeat reached Redis: a seed is asked for only
   /// then, so a Redis that is away costs no snapshots.
   reachable: AtomicBool,
+  holding: Mutex<Holding>,
 }
 
 /// A running member of the fleet. Dropping it stops its tasks; `leave`
@@ -150,6 +184,10 @@ impl Member {
       check_now: tokio::sync::Notify::new(),
       next_request: AtomicU64::new(0),
       reachable: AtomicBool::new(true),
+      holding: Mutex::new(Holding {
+        settled: true,
+        ..Holding::default()
+      }),
     });
     let (commands, receiver) = mpsc::unbounded_channel();
     let subscribed = oneshot::channel();
@@ -184,6 +222,20 @@ impl Member {
       .pending_changes
       .fetch_add(1, Ordering::Relaxed);
     let _ = self.commands.send(Command::Change(change));
+  }
+
+  /// Gives up a claim (see [`ClusterNode::claim`]) whose local
+  /// registration failed: its record goes, in order with the changes.
+  pub fn release(&self, session_id: &str, client_id: &str) {
+    self
+      .shared
+      .diagnostics
+      .pending_changes
+      .fetch_add(1, Ordering::Relaxed);
+    let _ = self.commands.send(Command::Release(Change::Removed {
+      session_id: session_id.to_owned(),
+      client_id: client_id.to_owned(),
+    }));
   }
 
   /// Queues a seed: every session the registry holds, taken from it after
@@ -499,18 +551,38 @@ async fn heartbeat(shared: Arc<Shared>, commands: mpsc::UnboundedSender<Command>
       _ = tokio::time::sleep(every) => {}
       _ = shared.check_now.notified() => {}
     }
+    let before = *lock(&shared.holding);
     let beat = shared.node.heartbeat().await;
+    let after = *lock(&shared.holding);
     shared.reachable.store(beat.is_ok(), Ordering::Relaxed);
-    if let Ok(false) = beat {
-      // Fenced off: announce anew; the publisher re-asserts what the node holds.
-      if shared.node.announce().await.is_ok() {
-        shared
-          .diagnostics
-          .reannounced
-          .fetch_add(1, Ordering::Relaxed);
-        let (done, _) = oneshot::channel();
-        let _ = commands.send(Command::Flush(done));
+    match beat {
+      Ok(Beat::Fenced) => {
+        // Fenced off: announce anew; the publisher re-asserts what the node holds.
+        if shared.node.announce().await.is_ok() {
+          shared
+            .diagnostics
+            .reannounced
+            .fetch_add(1, Ordering::Relaxed);
+          let (done, _) = oneshot::channel();
+          let _ = commands.send(Command::Flush(done));
+        }
       }
+      Ok(Beat::Renewed(redis_digest)) => {
+        // Comparable only when nothing was in flight around the heartbeat:
+        // then Redis's digest is of everything the node took in.
+        let quiet = before.settled
+          && after.settled
+          && before.generation == after.generation
+          && shared.diagnostics.pending_changes.load(Ordering::Relaxed) == 0;
+        if quiet && redis_digest != Some(after.digest) {
+          shared
+            .diagnostics
+            .digest_mismatches
+            .fetch_add(1, Ordering::Relaxed);
+          let _ = commands.send(Command::Resync);
+        }
+      }
+      Err(_) => {}
     }
   }
 }
@@ -562,17 +634,30 @@ async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Co
     while let Some(command) = next {
       match command {
         Command::Change(change) => {
+          hold(&shared, |holding| holding.digest.apply(&change));
           batch.push(change);
           queued += 1;
         }
         Command::Seed(sessions) => {
           // The seed was taken after every change queued before it.
+          let digest = Digest::of(&sessions);
+          hold(&shared, |holding| holding.digest = digest);
           covered += queued;
           queued = 0;
           batch = sessions;
           seeded = true;
         }
         Command::Flush(done) => waiting_flushes.push(done),
+        Command::Resync => {
+          needs_seed = true;
+          hold(&shared, |_| {});
+        }
+        Command::Release(change) => {
+          // Claimed in Redis, never held here: not in the node's digest.
+          hold(&shared, |_| {});
+          batch.push(change);
+          queued += 1;
+        }
       }
       next = if batch.len() < BATCH * IN_FLIGHT {
         commands.try_recv().ok()
@@ -595,8 +680,24 @@ async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Co
       continue;
     }
     settle_pending(&shared, covered);
-    let outcome = match publish_all(&shared, &batch).await {
-      Ok(Published::Applied { .. }) => Ok(()),
+    let publication = if seeded {
+      resync_all(&shared, &batch).await
+    } else {
+      publish_all(&shared, &batch).await
+    };
+    let outcome = match publication {
+      Ok(Published::Applied { conflicts }) => {
+        if !conflicts.is_empty() {
+          shared
+            .diagnostics
+            .conflicts
+            .fetch_add(conflicts.len() as u64, Ordering::Relaxed);
+          let _ = shared.events.send(Event::Conflict {
+            session_ids: conflicts,
+          });
+        }
+        Ok(())
+      }
       Ok(Published::Fenced) => {
         // Fenced off between two heartbeats: announce anew and re-seed.
         if shared.node.announce().await.is_ok() {
@@ -618,6 +719,7 @@ async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Co
         if seeded {
           needs_seed = false;
           seed_asked = None;
+          shared.diagnostics.resyncs.fetch_add(1, Ordering::Relaxed);
         }
       }
       Err(_) => {
@@ -625,6 +727,8 @@ async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Co
         seed_asked = None;
       }
     }
+    let settled = !needs_seed;
+    hold(&shared, |holding| holding.settled = settled);
     for done in waiting_flushes.drain(..) {
       let _ = done.send(outcome.clone());
     }
@@ -632,6 +736,83 @@ async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Co
       tokio::time::sleep(shared.lease / 6).await;
     }
   }
+}
+
+/// Changes what the node holds, or whether it landed, as the publisher learns it.
+fn hold(shared: &Shared, change: impl FnOnce(&mut Holding)) {
+  let mut holding = lock(&shared.holding);
+  holding.generation += 1;
+  holding.settled = false;
+  change(&mut holding);
+}
+
+/// Resyncs the node's records with `seed`, every session it holds: walks
+/// its index entries in Redis in batches, dropping ids it does not hold and
+/// asserting those it does, then asserts the rest; the digest starts over
+/// with the first batch and ends as that of the seed (but for conflicts).
+async fn resync_all(shared: &Shared, seed: &[Change]) -> Result<Published> {
+  let held: HashMap<&str, &SessionRecord> = seed
+    .iter()
+    .filter_map(|change| match change {
+      Change::Registered(record) => Some((record.session_id.as_str(), record)),
+      Change::Removed { .. } => None,
+    })
+    .collect();
+  let node = &shared.node;
+  let mut asserted: HashSet<&str> = HashSet::with_capacity(held.len());
+  let mut fenced = false;
+  let mut conflicts = Vec::new();
+  collect(
+    node.resync(true, &[], &[]).await?,
+    &mut fenced,
+    &mut conflicts,
+  );
+  let mut after: Option<String> = None;
+  while !fenced {
+    let ids = node.own_ids(after.as_deref(), BATCH).await?;
+    let Some(last) = ids.last().cloned() else {
+      break;
+    };
+    let mut drop = Vec::new();
+    let mut assert = Vec::new();
+    for id in ids.iter() {
+      match held.get_key_value(id.as_str()) {
+        Some((&key, &record)) if asserted.insert(key) => assert.push(record),
+        Some(_) => {}
+        None => drop.push(id.clone()),
+      }
+    }
+    collect(
+      node.resync(false, &drop, &assert).await?,
+      &mut fenced,
+      &mut conflicts,
+    );
+    if ids.len() < BATCH {
+      break;
+    }
+    after = Some(last);
+  }
+  let rest: Vec<&SessionRecord> = held
+    .iter()
+    .filter(|(id, _)| !asserted.contains(*id))
+    .map(|(_, &record)| record)
+    .collect();
+  for group in rest.chunks(BATCH * IN_FLIGHT) {
+    if fenced {
+      break;
+    }
+    let sent = group
+      .chunks(BATCH)
+      .map(|batch| node.resync(false, &[], batch));
+    for outcome in join_all(sent).await {
+      collect(outcome?, &mut fenced, &mut conflicts);
+    }
+  }
+  Ok(if fenced {
+    Published::Fenced
+  } else {
+    Published::Applied { conflicts }
+  })
 }
 
 /// `count` queued changes left the queue (published, or covered by a seed).
@@ -649,17 +830,23 @@ fn settle_pending(shared: &Shared, count: u64) {
 /// round trips, not one per batch. `Fenced` if any batch was refused.
 async fn publish_all(shared: &Shared, changes: &[Change]) -> Result<Published> {
   let mut fenced = false;
+  let mut conflicts = Vec::new();
   for group in changes.chunks(BATCH * IN_FLIGHT) {
     let sent = group.chunks(BATCH).map(|batch| shared.node.publish(batch));
     for outcome in join_all(sent).await {
-      fenced |= outcome? == Published::Fenced;
+      collect(outcome?, &mut fenced, &mut conflicts);
     }
   }
   Ok(if fenced {
     Published::Fenced
   } else {
-    Published::Applied {
-      conflicts: Vec::new(),
-    }
+    Published::Applied { conflicts }
   })
+}
+
+fn collect(outcome: Published, fenced: &mut bool, conflicts: &mut Vec<String>) {
+  match outcome {
+    Published::Fenced => *fenced = true,
+    Published::Applied { conflicts: found } => conflicts.extend(found),
+  }
 }

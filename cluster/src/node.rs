@@ -10,6 +10,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Value};
 use serde::Deserialize;
 
+use crate::digest::Digest;
 use crate::keys::{length_prefixed, Namespace};
 use crate::scripts::Scripts;
 use crate::{ClusterError, Result};
@@ -71,6 +72,16 @@ pub enum Published {
   Fenced,
 }
 
+/// What a heartbeat found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Beat {
+  /// The lease is renewed; the digest of what Redis holds for the node,
+  /// `None` when it cannot be trusted (a key holding its records is gone).
+  Renewed(Option<Digest>),
+  /// The node was reaped or announced again: announce anew.
+  Fenced,
+}
+
 /// The answer to a strict claim.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
@@ -99,6 +110,9 @@ struct Info {
   e: u64,
   s: f64,
   t: f64,
+  /// How many records the node holds (its digest's count).
+  #[serde(default)]
+  dc: u64,
 }
 
 /// A node of the fleet, connected to the namespace's Redis.
@@ -203,12 +217,13 @@ impl ClusterNode {
     Ok(epoch)
   }
 
-  /// Renews the node's lease. `false` when it was fenced off (reaped, or
-  /// its records lost with a Redis that restarted empty): announce again
-  /// and publish everything it holds.
-  pub async fn heartbeat(&self) -> Result<bool> {
+  /// Renews the node's lease and reads the digest of its records.
+  /// [`Beat::Fenced`] when it was fenced off (reaped, or its records lost
+  /// with a Redis that restarted empty): announce again and publish
+  /// everything it holds.
+  pub async fn heartbeat(&self) -> Result<Beat> {
     let mut con = self.con.clone();
-    let renewed: i64 = self
+    let reply: Vec<i64> = self
       .invocation(&self.scripts.heartbeat)
       .arg(&self.node_id)
       .arg(self.epoch())
@@ -216,7 +231,78 @@ impl ClusterNode {
       .invoke_async(&mut con)
       .await
       .map_err(ClusterError::from_redis)?;
-    Ok(renewed == 1)
+    match reply.as_slice() {
+      [0] => Ok(Beat::Fenced),
+      [1, count, sum, intact] => Ok(Beat::Renewed((*intact == 1).then(|| Digest {
+        count: u64::try_from(*count).unwrap_or(u64::MAX),
+        sum: u64::try_from(*sum).unwrap_or(u64::MAX),
+      }))),
+      _ => Err(ClusterError::Protocol("heartbeat".to_owned())),
+    }
+  }
+
+  /// One batch of a resync of this node's own records (see `resync.lua`):
+  /// `reset` starts the digest over; `drop` are ids the node does not hold,
+  /// `assert` records it does.
+  pub async fn resync(
+    &self,
+    reset: bool,
+    drop: &[String],
+    assert: &[&nity_registry_core::SessionRecord],
+  ) -> Result<Published> {
+    let mut con = self.con.clone();
+    let mut invocation = self.invocation(&self.scripts.resync);
+    invocation
+      .arg(&self.node_id)
+      .arg(self.epoch())
+      .arg(if reset { "1" } else { "0" });
+    for id in drop {
+      invocation.arg("d").arg(id);
+    }
+    for record in assert {
+      invocation
+        .arg("A")
+        .arg(&record.session_id)
+        .arg(&record.client_id)
+        .arg(record.registered_at);
+    }
+    let reply: Vec<Value> = invocation
+      .invoke_async(&mut con)
+      .await
+      .map_err(ClusterError::from_redis)?;
+    published(reply, "resync")
+  }
+
+  /// Up to `take` ids of this node's index entries after `after` (an id
+  /// returned before), in order.
+  pub async fn own_ids(&self, after: Option<&str>, take: usize) -> Result<Vec<String>> {
+    let prefix = length_prefixed(&self.node_id);
+    let start = match after {
+      Some(id) => format!("({prefix}{id}").into_bytes(),
+      None => format!("[{prefix}").into_bytes(),
+    };
+    let mut end = format!("[{prefix}").into_bytes();
+    // 0xFF sorts after every byte of UTF-8 text.
+    end.push(0xff);
+    let mut con = self.con.clone();
+    let members: Vec<Vec<u8>> = redis::cmd("ZRANGEBYLEX")
+      .arg(self.ns.by_node())
+      .arg(start)
+      .arg(end)
+      .arg("LIMIT")
+      .arg(0)
+      .arg(take)
+      .query_async(&mut con)
+      .await
+      .map_err(ClusterError::from_redis)?;
+    Ok(
+      members
+        .into_iter()
+        .filter_map(|member| String::from_utf8(member.get(prefix.len()..)?.to_vec()).ok())
+        // The node's marker (see common.lua) names no session.
+        .filter(|id| !id.is_empty())
+        .collect(),
+    )
   }
 
   /// Publishes local changes in order, in one atomic step.
@@ -233,7 +319,7 @@ impl ClusterNode {
             .arg(&record.client_id)
             .arg(record.registered_at);
         }
-        Change::Removed { session_id } => {
+        Change::Removed { session_id, .. } => {
           invocation.arg("r").arg(session_id);
         }
       }
@@ -242,14 +328,7 @@ impl ClusterNode {
       .invoke_async(&mut con)
       .await
       .map_err(ClusterError::from_redis)?;
-    let mut reply = reply.into_iter();
-    match reply.next() {
-      Some(Value::Int(-1)) => Ok(Published::Fenced),
-      Some(Value::Int(_)) => Ok(Published::Applied {
-        conflicts: reply.filter_map(string).collect(),
-      }),
-      _ => Err(ClusterError::Protocol("publish".to_owned())),
-    }
+    published(reply, "publish")
   }
 
   /// The strict register: claims `session_id` for this node fleet-wide in
@@ -429,34 +508,16 @@ impl ClusterNode {
     Ok((live, now))
   }
 
-  /// The live nodes, in id order.
+  /// The live nodes, in id order, with the count their entries keep (the
+  /// digest's, maintained with the records): no record is read.
   pub async fn nodes(&self) -> Result<Vec<NodeInfo>> {
     let (live, _) = self.live_nodes().await?;
-    let mut con = self.con.clone();
-    let mut pipe = redis::pipe();
-    for node in live.keys() {
-      let prefix = length_prefixed(node);
-      pipe.zlexcount(
-        self.ns.by_node(),
-        format!("[{prefix}"),
-        format!("[{prefix}\u{ff}"),
-      );
-    }
-    let counts: Vec<usize> = if live.is_empty() {
-      Vec::new()
-    } else {
-      pipe
-        .query_async(&mut con)
-        .await
-        .map_err(ClusterError::from_redis)?
-    };
     Ok(
       live
         .into_iter()
-        .zip(counts)
-        .map(|((node_id, (_, info)), sessions)| NodeInfo {
+        .map(|(node_id, (_, info))| NodeInfo {
           node_id,
-          sessions,
+          sessions: usize::try_from(info.dc).unwrap_or(usize::MAX),
           started_at: info.s,
           last_seen_at: info.t,
         })
@@ -475,7 +536,11 @@ impl ClusterNode {
     let mut by_client: BTreeMap<String, usize> = BTreeMap::new();
     let mut by_node: BTreeMap<String, usize> = live.keys().map(|node| (node.clone(), 0)).collect();
     let mut total = 0;
-    for raw in records.values() {
+    for (id, raw) in &records {
+      // The markers' field (see common.lua), not a record.
+      if id.is_empty() {
+        continue;
+      }
       let Some(record) = serde_json::from_slice::<RecordWithEpoch>(raw).ok() else {
         self.malformed.fetch_add(1, Ordering::Relaxed);
         continue;
@@ -508,6 +573,18 @@ struct RecordWithEpoch {
   c: String,
   n: String,
   e: u64,
+}
+
+/// A publication's or resync's reply.
+fn published(reply: Vec<Value>, script: &str) -> Result<Published> {
+  let mut reply = reply.into_iter();
+  match reply.next() {
+    Some(Value::Int(-1)) => Ok(Published::Fenced),
+    Some(Value::Int(_)) => Ok(Published::Applied {
+      conflicts: reply.filter_map(string).collect(),
+    }),
+    _ => Err(ClusterError::Protocol(script.to_owned())),
+  }
 }
 
 fn string(value: Value) -> Option<String> {

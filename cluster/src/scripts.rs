@@ -24,6 +24,7 @@ pub struct Scripts {
   pub leave: Script,
   pub lookup: Script,
   pub drop_dead: Script,
+  pub resync: Script,
 }
 
 impl Scripts {
@@ -37,6 +38,7 @@ impl Scripts {
       leave: script!("lua/leave.lua"),
       lookup: script!("lua/lookup.lua"),
       drop_dead: script!("lua/drop_dead.lua"),
+      resync: script!("lua/resync.lua"),
     }
   }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nity_registry_cluster::{
-  Change, Claim, ClusterError, ClusterNode, ClusterSession, Published, SessionRecord,
+  Beat, Change, Claim, ClusterError, ClusterNode, ClusterSession, Digest, Published, SessionRecord,
 };
 use support::{node, RedisServer};
 
@@ -18,9 +18,11 @@ fn registered(session_id: &str, client_id: &str, registered_at: f64) -> Change {
   })
 }
 
+/// A removal; the directory reads the client from the record it removes.
 fn removed(session_id: &str) -> Change {
   Change::Removed {
     session_id: session_id.to_owned(),
+    client_id: String::new(),
   }
 }
 
@@ -245,7 +247,7 @@ async fn a_silent_node_is_reaped_with_its_records_once_its_lease_lapses() {
   assert_eq!(alive.nodes().await.unwrap().len(), 1);
 
   // The dead node comes back: fenced off, then it announces and re-asserts.
-  assert!(!dead.heartbeat().await.unwrap());
+  assert_eq!(dead.heartbeat().await.unwrap(), Beat::Fenced);
   assert_eq!(
     dead.publish(&[registered("d3", "c", 4.0)]).await.unwrap(),
     Published::Fenced
@@ -276,7 +278,7 @@ async fn a_node_whose_own_lease_lapsed_reaps_nobody() {
   // Both leases lapsed: the one that wakes first must not reap the other.
   assert_eq!(stalled.reap().await.unwrap(), None);
   assert!(
-    stalled.heartbeat().await.unwrap(),
+    matches!(stalled.heartbeat().await.unwrap(), Beat::Renewed(_)),
     "still announced: it may renew"
   );
   assert_eq!(
@@ -300,7 +302,11 @@ async fn after_redis_restarts_empty_a_node_is_fenced_and_re_asserts() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     renewed = a.heartbeat().await;
   }
-  assert_eq!(renewed, Ok(false), "its node entry went with the data");
+  assert_eq!(
+    renewed,
+    Ok(Beat::Fenced),
+    "its node entry went with the data"
+  );
   a.announce().await.unwrap();
   a.publish(&[registered("s", "c", 1.0)]).await.unwrap();
   assert_eq!(a.session("s").await.unwrap().unwrap().node_id, "a");
@@ -390,4 +396,68 @@ async fn rediss_urls_speak_tls() {
   assert_eq!(a.session("s").await.unwrap().unwrap().node_id, "a");
   drop(redis);
   let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What a heartbeat reports of `node`'s digest.
+async fn digest_of(node: &ClusterNode) -> Option<Digest> {
+  match node.heartbeat().await.unwrap() {
+    Beat::Renewed(digest) => digest,
+    Beat::Fenced => panic!("fenced"),
+  }
+}
+
+#[tokio::test]
+async fn the_digest_follows_every_script_that_writes_or_removes_records() {
+  let redis = RedisServer::start(&[]);
+  let a = node(&redis.url(), "digest", "a", 3_000).await;
+  let b = node(&redis.url(), "digest", "b", 3_000).await;
+  assert_eq!(digest_of(&a).await, Some(Digest::default()));
+  a.publish(&[
+    registered("s1", "c", 1.0),
+    registered("s2", "c", 2.0),
+    registered("s3", "k", 3.0),
+    removed("s1"),
+    // Registered again under another client: the record changes.
+    removed("s3"),
+    registered("s3", "c", 4.0),
+  ])
+  .await
+  .unwrap();
+  assert_eq!(a.claim("s4", "k", 5.0, None).await.unwrap(), Claim::Claimed);
+  // Replays change nothing.
+  a.publish(&[registered("s2", "c", 2.0)]).await.unwrap();
+  let mut expected = Digest::default();
+  expected.add("s2", "c");
+  expected.add("s3", "c");
+  expected.add("s4", "k");
+  assert_eq!(digest_of(&a).await, Some(expected));
+  assert_eq!(a.nodes().await.unwrap()[0].sessions, 3);
+  // Another node's records are in its own digest only.
+  b.publish(&[registered("t1", "c", 1.0)]).await.unwrap();
+  assert_eq!(digest_of(&a).await, Some(expected));
+  let mut of_b = Digest::default();
+  of_b.add("t1", "c");
+  assert_eq!(digest_of(&b).await, Some(of_b));
+  // A key holding records deleted whole: the digest says it cannot be trusted.
+  redis.command(&["DEL", "nity:{digest}:by-client"]);
+  assert_eq!(digest_of(&a).await, None);
+}
+
+#[tokio::test]
+async fn node_counts_are_exact_for_ids_beyond_latin_1() {
+  let redis = RedisServer::start(&[]);
+  let a = node(&redis.url(), "wide", "a", 3_000).await;
+  let ids = ["plain", "\u{ff}y", "\u{100}x", "\u{4e16}", "\u{1f600}"];
+  let changes: Vec<Change> = ids.iter().map(|id| registered(id, "c", 1.0)).collect();
+  a.publish(&changes).await.unwrap();
+  assert_eq!(a.nodes().await.unwrap()[0].sessions, ids.len());
+  let mut own = a.own_ids(None, 2).await.unwrap();
+  while own.len() < ids.len() {
+    let next = a.own_ids(own.last().map(String::as_str), 2).await.unwrap();
+    assert!(!next.is_empty(), "the walk of own ids stopped at {own:?}");
+    own.extend(next);
+  }
+  let mut expected: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+  expected.sort();
+  assert_eq!(own, expected, "every own id, in byte order, once");
 }

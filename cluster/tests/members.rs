@@ -69,14 +69,28 @@ impl Node {
               }
             }
             for id in &closed {
+              let (client, _) = id.split_once('/').unwrap();
               member.publish(Change::Removed {
                 session_id: id.clone(),
+                client_id: client.to_owned(),
               });
             }
             closes2.lock().unwrap().extend(closed.iter().cloned());
             member.answer(&request_id, closed.len()).await.unwrap();
           }
           Event::NodeDown { node_id, sessions } => downs2.lock().unwrap().push((node_id, sessions)),
+          Event::Conflict { session_ids } => {
+            let mut held = held2.lock().unwrap();
+            for id in session_ids {
+              if held.remove(&id) {
+                let (client, _) = id.split_once('/').unwrap();
+                member.publish(Change::Removed {
+                  session_id: id.clone(),
+                  client_id: client.to_owned(),
+                });
+              }
+            }
+          }
           // The stand-in's ids are `client/n`, registered at time n.
           Event::Resync => {
             let seed = held2
@@ -107,7 +121,12 @@ impl Node {
 
   /// Registers `client/n` sessions here and publishes them.
   async fn hold(&self, client: &str, count: usize) {
-    for n in 0..count {
+    self.hold_range(client, 0..count).await;
+  }
+
+  /// Registers `client/n` sessions for each `n` in `range` and publishes them.
+  async fn hold_range(&self, client: &str, range: std::ops::Range<usize>) {
+    for n in range {
       let id = format!("{client}/{n}");
       self.held.lock().unwrap().insert(id.clone());
       self.member.publish(Change::Registered(SessionRecord {
@@ -162,8 +181,9 @@ async fn cleanup_client_closes_on_every_node_and_counts_them_all() {
     Node::start(&redis.url(), "cleanup", "b", 3_000).await,
     Node::start(&redis.url(), "cleanup", "c", 3_000).await,
   ];
-  nodes[0].hold("kilo", 2).await;
-  nodes[1].hold("kilo", 3).await;
+  // Distinct ids: an id held by two live nodes is a conflict.
+  nodes[0].hold_range("kilo", 0..2).await;
+  nodes[1].hold_range("kilo", 2..5).await;
   nodes[2].hold("cursor", 1).await;
   assert_eq!(nodes[2].member.cleanup_client("kilo").await.unwrap(), 5);
   assert_eq!(
@@ -308,4 +328,181 @@ async fn malformed_messages_are_ignored_and_counted() {
     a.member.unregister("kilo/0").await.unwrap(),
     "the node still works"
   );
+}
+
+/// The ids the directory holds for `member`'s node under `clients`, sorted.
+async fn directory_of(member: &Member, clients: &[&str]) -> Vec<String> {
+  let mut ids = Vec::new();
+  for client in clients {
+    for session in member.node().client_sessions(client).await.unwrap() {
+      if session.node_id == member.node().node_id() {
+        ids.push(session.session_id);
+      }
+    }
+  }
+  ids.sort();
+  ids
+}
+
+fn sorted(held: &Mutex<HashSet<String>>) -> Vec<String> {
+  let mut ids: Vec<String> = held.lock().unwrap().iter().cloned().collect();
+  ids.sort();
+  ids
+}
+
+/// Waits until the directory holds exactly what `node` holds.
+async fn converges(node: &Node, clients: &[&str], within: Duration) {
+  let deadline = Instant::now() + within;
+  loop {
+    let shown = directory_of(&node.member, clients).await;
+    let held = sorted(&node.held);
+    if shown == held {
+      return;
+    }
+    assert!(
+      Instant::now() < deadline,
+      "the directory shows {} sessions, the node holds {} (after {within:?})",
+      shown.len(),
+      held.len()
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+  }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_deleted_behind_the_nodes_back_come_back_within_a_lease() {
+  let redis = RedisServer::start(&[]);
+  let node = Node::start(&redis.url(), "lost", "a", 900).await;
+  node.hold("kilo", 40).await;
+  node.hold("cursor", 3).await;
+  converges(&node, &["kilo", "cursor"], Duration::from_secs(2)).await;
+  // A stray delete of every key that holds records (or their eviction).
+  redis.command(&[
+    "DEL",
+    "nity:{lost}:sessions",
+    "nity:{lost}:by-client",
+    "nity:{lost}:by-node",
+  ]);
+  assert!(directory_of(&node.member, &["kilo", "cursor"])
+    .await
+    .is_empty());
+  // The heartbeat (every third of the lease) finds the digest untrustworthy
+  // and the node resyncs: back within a lease and a resync.
+  converges(
+    &node,
+    &["kilo", "cursor"],
+    Duration::from_millis(900 + 1_500),
+  )
+  .await;
+  let diagnostics = node.member.diagnostics();
+  assert!(
+    diagnostics
+      .digest_mismatches
+      .load(std::sync::atomic::Ordering::Relaxed)
+      >= 1
+  );
+  assert!(
+    diagnostics
+      .resyncs
+      .load(std::sync::atomic::Ordering::Relaxed)
+      >= 1
+  );
+  let nodes = node.member.node().nodes().await.unwrap();
+  assert_eq!(nodes[0].sessions, 43, "the maintained count is whole again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_the_node_does_not_hold_are_removed_within_a_lease() {
+  let redis = RedisServer::start(&[]);
+  let node = Node::start(&redis.url(), "ghosts", "a", 900).await;
+  node.hold("kilo", 5).await;
+  // A publication that ran in Redis after the node gave up on it: records
+  // the node no longer holds (written here behind the member's back), and
+  // one of its own removed.
+  node
+    .member
+    .node()
+    .publish(&[
+      Change::Registered(SessionRecord {
+        session_id: "kilo/ghost".into(),
+        client_id: "kilo".into(),
+        registered_at: 0.0,
+      }),
+      Change::Removed {
+        session_id: "kilo/1".into(),
+        client_id: "kilo".into(),
+      },
+    ])
+    .await
+    .unwrap();
+  assert!(directory_of(&node.member, &["kilo"])
+    .await
+    .contains(&"kilo/ghost".to_owned()));
+  converges(&node, &["kilo"], Duration::from_millis(900 + 1_500)).await;
+  assert!(!directory_of(&node.member, &["kilo"])
+    .await
+    .contains(&"kilo/ghost".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_at_rest_whose_records_are_whole_never_resyncs() {
+  let redis = RedisServer::start(&[]);
+  let node = Node::start(&redis.url(), "rest", "a", 300).await;
+  node.hold("kilo", 20).await;
+  let before = node
+    .member
+    .diagnostics()
+    .resyncs
+    .load(std::sync::atomic::Ordering::Relaxed);
+  // Ten heartbeats with everything in place.
+  tokio::time::sleep(Duration::from_millis(1_000)).await;
+  let diagnostics = node.member.diagnostics();
+  assert_eq!(
+    diagnostics
+      .digest_mismatches
+      .load(std::sync::atomic::Ordering::Relaxed),
+    0
+  );
+  assert_eq!(
+    diagnostics
+      .resyncs
+      .load(std::sync::atomic::Ordering::Relaxed),
+    before
+  );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_node_closes_its_copy_of_an_id_another_live_node_claimed() {
+  let redis = RedisServer::start(&[]);
+  let a = Node::start(&redis.url(), "conflict", "a", 3_000).await;
+  let b = Node::start(&redis.url(), "conflict", "b", 3_000).await;
+  a.hold("kilo", 2).await;
+  // While `a` was cut off and reaped, `b` claimed one of its ids.
+  b.member.node().reap().await.unwrap();
+  redis.command(&["ZADD", "nity:{conflict}:leases", "0", "a"]);
+  b.member.node().reap().await.unwrap();
+  assert_eq!(
+    b.member
+      .node()
+      .claim("kilo/0", "kilo", 5.0, None)
+      .await
+      .unwrap(),
+    nity_registry_cluster::Claim::Claimed
+  );
+  b.held.lock().unwrap().insert("kilo/0".into());
+  // `a` comes back: fenced, announces, resyncs, and meets the conflict.
+  eventually("a closes its copy", Duration::from_secs(5), || {
+    !a.held.lock().unwrap().contains("kilo/0")
+  })
+  .await;
+  assert_eq!(
+    a.member
+      .diagnostics()
+      .conflicts
+      .load(std::sync::atomic::Ordering::Relaxed),
+    1
+  );
+  let owner = a.member.node().session("kilo/0").await.unwrap().unwrap();
+  assert_eq!(owner.node_id, "b", "the directory's record won");
+  converges(&a, &["kilo"], Duration::from_secs(3)).await;
 }

@@ -164,6 +164,7 @@ async fn run(url: String, ops: Vec<Op>, namespace: String) -> Result<(), TestCas
         let published = nodes[node]
           .publish(&[Change::Removed {
             session_id: id.into(),
+            client_id: String::new(),
           }])
           .await
           .unwrap();

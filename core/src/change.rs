@@ -23,6 +23,10 @@ pub enum Change {
   /// A session was registered.
   Registered(SessionRecord),
   /// A registered session was removed (unregister, client cleanup, stale or
-  /// idle cleanup, eviction, shutdown, a remote close).
-  Removed { session_id: String },
+  /// idle cleanup, eviction, shutdown, a remote close); `client_id` is the
+  /// client it was registered under.
+  Removed {
+    session_id: String,
+    client_id: String,
+  },
 }

@@ -28,6 +28,10 @@ pub enum CloseReason {
   /// Another node of the cluster asked (`cluster.unregister`,
   /// `cluster.cleanupClient`).
   Remote,
+  /// Another live node of the cluster holds the same session id in the
+  /// shared directory (it claimed the id while this node was cut off); the
+  /// directory's record wins.
+  Conflict,
 }
 
 impl CloseReason {
@@ -41,11 +45,12 @@ impl CloseReason {
       CloseReason::Evicted => "evicted",
       CloseReason::Shutdown => "shutdown",
       CloseReason::Remote => "remote",
+      CloseReason::Conflict => "conflict",
     }
   }
 
   /// Every reason, in the order metrics list them.
-  pub const ALL: [CloseReason; 7] = [
+  pub const ALL: [CloseReason; 8] = [
     CloseReason::Unregister,
     CloseReason::CleanupClient,
     CloseReason::CleanupStale,
@@ -53,6 +58,7 @@ impl CloseReason {
     CloseReason::Evicted,
     CloseReason::Shutdown,
     CloseReason::Remote,
+    CloseReason::Conflict,
   ];
 }
 

@@ -57,9 +57,10 @@ pub struct Registry {
   policy: Policy,
   metrics: MetricsRecorder,
   disposed: bool,
-  /// Each session's id by slot, kept only by a registry made with
-  /// [`Registry::keeping_ids`] (the change feed names sessions by id).
-  ids: Option<Vec<Box<str>>>,
+  /// Each session's id and client id by slot, kept only by a registry made
+  /// with [`Registry::keeping_ids`] (the change feed names sessions by id,
+  /// and a removal by its client too, whose id the store may have released).
+  ids: Option<Vec<(Box<str>, Box<str>)>>,
   /// The change feed since the last [`Registry::take_changes`]; `None`
   /// while it is off, so that registering and removing cost one branch
   /// more, no more.
@@ -294,9 +295,9 @@ impl Registry {
     if let Some(ids) = &mut self.ids {
       let at = slot.0 as usize;
       if ids.len() <= at {
-        ids.resize_with(at + 1, Box::default);
+        ids.resize_with(at + 1, Default::default);
       }
-      ids[at] = session_id.into();
+      ids[at] = (session_id.into(), client_id.into());
       if let Some(changes) = &mut self.changes {
         changes.push(Change::Registered(SessionRecord {
           session_id: session_id.to_owned(),
@@ -441,10 +442,11 @@ impl Registry {
   fn begin(&mut self, removed: RemovedSession, reason: CloseReason, now: f64) -> CloseOrder {
     self.metrics.removed(reason, now - removed.registered_at);
     if let Some(ids) = &mut self.ids {
-      let id = std::mem::take(&mut ids[removed.slot.0 as usize]);
+      let (session_id, client_id) = std::mem::take(&mut ids[removed.slot.0 as usize]);
       if let Some(changes) = &mut self.changes {
         changes.push(Change::Removed {
-          session_id: id.into_string(),
+          session_id: session_id.into_string(),
+          client_id: client_id.into_string(),
         });
       }
     }
@@ -553,7 +555,7 @@ impl Registry {
           .sessions()
           .map(|view| {
             Change::Registered(SessionRecord {
-              session_id: ids[view.slot.0 as usize].to_string(),
+              session_id: ids[view.slot.0 as usize].0.to_string(),
               client_id: view.client_id.to_owned(),
               registered_at: view.registered_at,
             })
@@ -752,7 +754,8 @@ mod tests {
         record("a", 1.0),
         record("b", 2.0),
         Change::Removed {
-          session_id: "a".into()
+          session_id: "a".into(),
+          client_id: "c".into()
         }
       ]
     );
@@ -767,7 +770,8 @@ mod tests {
       vec![
         record("d", 4.0),
         Change::Removed {
-          session_id: "d".into()
+          session_id: "d".into(),
+          client_id: "c".into()
         }
       ]
     );

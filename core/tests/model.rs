@@ -176,6 +176,7 @@ impl Model {
     if self.feed_on {
       self.pending.push(Change::Removed {
         session_id: s.id.clone(),
+        client_id: s.client.clone(),
       });
     }
     self.last_ticket += 1;
@@ -318,10 +319,16 @@ impl Harness {
           );
           assert_eq!(old, None, "{} registered twice", record.session_id);
         }
-        Change::Removed { session_id } => {
-          assert!(
-            self.copy.remove(&session_id).is_some(),
-            "{session_id} removed but not registered"
+        Change::Removed {
+          session_id,
+          client_id,
+        } => {
+          let removed = self.copy.remove(&session_id);
+          assert!(removed.is_some(), "{session_id} removed but not registered");
+          assert_eq!(
+            removed.map(|(client, _)| client),
+            Some(client_id),
+            "{session_id} removed under another client"
           );
         }
       }
@@ -679,7 +686,8 @@ fn the_feed_follows_slot_reuse_and_reseeds() {
     vec![
       record("a", "c1", 1.0),
       Change::Removed {
-        session_id: "a".into()
+        session_id: "a".into(),
+        client_id: "c1".into()
       },
       record("b", "c2", 3.0),
     ]

@@ -19,4 +19,5 @@ if max > 0 then
   if live >= max then return { 'limit', live } end
 end
 write(id, client, node, epoch, registered_at, old)
+save_digests()
 return { 'ok' }

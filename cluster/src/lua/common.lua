@@ -31,6 +31,36 @@ local function node_info(node)
   return info
 end
 
+-- Each node's digest of its records (see digest.rs): `dc` records, `dh` the
+-- sum modulo 2^40 of their hashes, in its entry of `nodes`, changed in the
+-- same step as the records. Scripts that change records collect the entries
+-- they touch here and write them back with `save_digests()`.
+local DIGEST_MOD = 1099511627776
+local touched = {}
+
+local function record_hash(id, client)
+  return tonumber(string.sub(redis.sha1hex(lp(id) .. client), 1, 10), 16)
+end
+
+-- Counts a record of `node` (written under `epoch`) in or out of its digest;
+-- records of an epoch that is no longer the node's are in no digest.
+local function digest_change(node, epoch, id, client, sign)
+  local entry = touched[node]
+  if entry == nil then
+    entry = node_info(node) or false
+    touched[node] = entry
+  end
+  if not entry or entry.e ~= epoch then return end
+  entry.dc = (entry.dc or 0) + sign
+  entry.dh = ((entry.dh or 0) + sign * record_hash(id, client)) % DIGEST_MOD
+end
+
+local function save_digests()
+  for node, entry in pairs(touched) do
+    if entry then redis.call('HSET', NODES, node, cjson.encode(entry)) end
+  end
+end
+
 -- Whether `node` is announced under `epoch` (its writes are not fenced off).
 local function current(node, epoch)
   local info = node_info(node)
@@ -44,18 +74,70 @@ local function holder_alive(record)
   return lease ~= false and tonumber(lease) >= now
 end
 
-local function forget(id, record)
+-- Markers that a node's records are still where its scripts wrote them: the
+-- field '' of `sessions` (a map node -> epoch), the member '0:' .. node of
+-- `by-client` and the member lp(node) of `by-node`. No session or client id
+-- is empty, so no record or index entry is ever one of them. A key deleted
+-- or evicted whole takes its marker with it, even when another node's
+-- writes create the key again.
+local function markers()
+  local raw = redis.call('HGET', SESSIONS, '')
+  if not raw then return {} end
+  local ok, map = pcall(cjson.decode, raw)
+  if not ok or type(map) ~= 'table' then return {} end
+  return map
+end
+
+local function set_markers(node, epoch)
+  local map = markers()
+  map[node] = epoch
+  redis.call('HSET', SESSIONS, '', cjson.encode(map))
+  redis.call('ZADD', BY_CLIENT, 0, '0:' .. node)
+  redis.call('ZADD', BY_NODE, 0, lp(node))
+end
+
+local function markers_intact(node, epoch)
+  return markers()[node] == epoch and redis.call('ZSCORE', BY_CLIENT, '0:' .. node) ~= false
+    and redis.call('ZSCORE', BY_NODE, lp(node)) ~= false
+end
+
+local function clear_markers(node)
+  local map = markers()
+  if map[node] ~= nil then
+    map[node] = nil
+    if next(map) == nil then
+      redis.call('HDEL', SESSIONS, '')
+    else
+      redis.call('HSET', SESSIONS, '', cjson.encode(map))
+    end
+  end
+  redis.call('ZREM', BY_CLIENT, '0:' .. node)
+  redis.call('ZREM', BY_NODE, lp(node))
+end
+
+-- A record and its index entries, without the digest (the callers count).
+local function drop_record(id, record)
   redis.call('HDEL', SESSIONS, id)
   redis.call('ZREM', BY_CLIENT, lp(record.c) .. id)
   redis.call('ZREM', BY_NODE, lp(record.n) .. id)
 end
 
--- `old` is the record `id` holds now, if any (the caller read it already).
-local function write(id, client, node, epoch, registered_at, old)
-  if old then forget(id, old) end
+local function put_record(id, client, node, epoch, registered_at)
   redis.call('HSET', SESSIONS, id, cjson.encode({ c = client, n = node, e = epoch, t = registered_at }))
   redis.call('ZADD', BY_CLIENT, 0, lp(client) .. id)
   redis.call('ZADD', BY_NODE, 0, lp(node) .. id)
+end
+
+local function forget(id, record)
+  drop_record(id, record)
+  digest_change(record.n, record.e, id, record.c, -1)
+end
+
+-- `old` is the record `id` holds now, if any (the caller read it already).
+local function write(id, client, node, epoch, registered_at, old)
+  if old then forget(id, old) end
+  put_record(id, client, node, epoch, registered_at)
+  digest_change(node, epoch, id, client, 1)
 end
 
 -- Removes every record `node` holds; returns how many.
@@ -65,7 +147,7 @@ local function forget_node_sessions(node)
   local removed = 0
   for _, member in ipairs(members) do
     local id = string.sub(member, #prefix + 1)
-    local record = decode(redis.call('HGET', SESSIONS, id))
+    local record = id ~= '' and decode(redis.call('HGET', SESSIONS, id))
     if record and record.n == node then
       redis.call('HDEL', SESSIONS, id)
       redis.call('ZREM', BY_CLIENT, lp(record.c) .. id)

@@ -6,4 +6,5 @@ local record = decode(redis.call('HGET', SESSIONS, id))
 if not record then return 0 end
 if holder_alive(record) then return -1 end
 forget(id, record)
+save_digests()
 return 1

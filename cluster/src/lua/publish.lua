@@ -65,6 +65,8 @@ local hdel, hset, zrem_client, zrem_node, zadd_client, zadd_node = {}, {}, {}, {
 for _, id in ipairs(ids) do
   local old, new = before[id], after[id]
   if old ~= new then
+    if old then digest_change(old.n, old.e, id, old.c, -1) end
+    if new then digest_change(node, epoch, id, new.c, 1) end
     if old then
       table.insert(zrem_client, lp(old.c) .. id)
       table.insert(zrem_node, lp(old.n) .. id)
@@ -89,5 +91,6 @@ bulk('HDEL', SESSIONS, hdel)
 bulk('HSET', SESSIONS, hset)
 bulk('ZADD', BY_CLIENT, zadd_client)
 bulk('ZADD', BY_NODE, zadd_node)
+save_digests()
 result[1] = applied
 return result

@@ -9,6 +9,7 @@ if own == false or tonumber(own) < now then return { 'fenced' } end
 local result = { 'ok' }
 for _, dead in ipairs(redis.call('ZRANGEBYSCORE', LEASES, '-inf', '(' .. now)) do
   local removed = forget_node_sessions(dead)
+  clear_markers(dead)
   redis.call('HDEL', NODES, dead)
   redis.call('ZREM', LEASES, dead)
   table.insert(result, dead)
