@@ -34,6 +34,8 @@ const KINDS = {
   ERR_CLUSTER_UNAVAILABLE: 'refused',
   /** A remote request was not answered within `requestTimeoutMs` (cluster mode only). */
   ERR_CLUSTER_TIMEOUT: 'refused',
+  /** A live node of the namespace already goes by this `nodeId` (cluster mode only). */
+  ERR_CLUSTER_NODE_ID_IN_USE: 'refused',
 } as const
 
 /** The stable `code` of every error the registry throws or rejects with. */

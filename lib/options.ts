@@ -205,6 +205,12 @@ export function readCluster(value: unknown): ClusterSettings | undefined {
     return given_
   }
   const namespace = text('namespace', () => 'nity')
+  const nodeId = text('nodeId', defaultNodeId)
+  if (new TextEncoder().encode(nodeId).length > 256 || /\p{Cc}/u.test(nodeId)) {
+    throw invalid(
+      `options.cluster.nodeId must be at most 256 bytes of printable text (no control characters), got ${describe(nodeId)}`,
+    )
+  }
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(namespace)) {
     throw invalid(`options.cluster.namespace must be 1 to 64 of A-Z a-z 0-9 _ . -, got '${namespace}'`)
   }
@@ -212,7 +218,7 @@ export function readCluster(value: unknown): ClusterSettings | undefined {
   return {
     redis: given.redis,
     namespace,
-    nodeId: text('nodeId', defaultNodeId),
+    nodeId,
     leaseMs: whole(readDuration(given.leaseMs, 'options.cluster.leaseMs', invalid), 3_000),
     requestTimeoutMs: whole(readDuration(given.requestTimeoutMs, 'options.cluster.requestTimeoutMs', invalid), 2_000),
     maxSessionsPerClient: readCount(given.maxSessionsPerClient, 'cluster.maxSessionsPerClient'),

@@ -22,6 +22,7 @@ pub fn from_cluster(error: ClusterError) -> napi::Error {
   let code = match &error {
     ClusterError::InvalidNamespace(_) | ClusterError::InvalidNodeId(_) => "ERR_INVALID_OPTIONS",
     ClusterError::Timeout(_) => "ERR_CLUSTER_TIMEOUT",
+    ClusterError::NodeIdInUse(_) => "ERR_CLUSTER_NODE_ID_IN_USE",
     ClusterError::Unavailable(_) | ClusterError::Protocol(_) => "ERR_CLUSTER_UNAVAILABLE",
   };
   napi::Error::from_reason(format!("{code}: {error}"))

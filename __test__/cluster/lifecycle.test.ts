@@ -39,6 +39,29 @@ redisPerTest((server) => {
 })
 
 describe('the cluster option', () => {
+  it(
+    'a nodeId a live node of the namespace goes by: ready() rejects with ERR_CLUSTER_NODE_ID_IN_USE',
+    async () => {
+      const options = { redis: redis.url, namespace: 'same-id', nodeId: 'twin', leaseMs: LEASE_MS }
+      const first = new NitySessionRegistry({ cluster: options })
+      await first.cluster.ready()
+      const second = new NitySessionRegistry({ cluster: options })
+      const refused = await second.cluster.ready().then(
+        () => undefined,
+        (error: unknown) => error,
+      )
+      expect(refused).toBeInstanceOf(Error)
+      expect(refused).toMatchObject({ code: 'ERR_CLUSTER_NODE_ID_IN_USE' })
+      expect(String((refused as Error).message)).toContain('twin')
+      // The first is untouched.
+      first.register('c', new FakeSession('kept'))
+      await first.cluster.flush()
+      expect(await first.cluster.getSession('kept')).toMatchObject({ nodeId: 'twin' })
+      await Promise.all([second.dispose(), first.dispose()])
+    },
+    TEST_TIMEOUT_MS,
+  )
+
   it('without it, registry.cluster is undefined', async () => {
     const plain = new NitySessionRegistry()
     expect(plain.cluster).toBeUndefined()
@@ -69,6 +92,9 @@ describe('the cluster option', () => {
       ['namespace too long', { redis: url, namespace: 'x'.repeat(65) }],
       ['empty nodeId', { redis: url, nodeId: '' }],
       ['nodeId not a string', { redis: url, nodeId: 7 }],
+      ['nodeId with a newline', { redis: url, nodeId: 'node\nb' }],
+      ['nodeId with a control character', { redis: url, nodeId: 'node\u0007' }],
+      ['nodeId over 256 bytes', { redis: url, nodeId: 'é'.repeat(129) }],
       ['leaseMs zero', { redis: url, leaseMs: 0 }],
       ['leaseMs negative', { redis: url, leaseMs: -1 }],
       ['leaseMs NaN', { redis: url, leaseMs: Number.NaN }],
@@ -217,6 +243,24 @@ describe('leaving the fleet', () => {
         { timeoutMs: 5_000, what: 'onNodeDown for the node that left' },
       )
       expect(await c.call('nodeDownEvents')).toEqual([])
+    },
+    TEST_TIMEOUT_MS,
+  )
+
+  it(
+    'leave() is final: heartbeats and later registrations bring nothing of the node back',
+    async () => {
+      const [a, c] = await startFleet(redis.url, ['node-a', 'node-c'], { namespace: 'leave-final' })
+      await c.call('register', 'c', 'c-1')
+      await c.call('flush')
+      await c.call('leave')
+      await c.call('register', 'c', 'c-2') // local only from now on
+      // Three leases: every heartbeat of the node that left found it gone.
+      await sleep(3 * LEASE_MS)
+      expect((await a.call('clusterNodes')).map((n) => n.nodeId)).toEqual(['node-a'])
+      expect(await a.call('clusterGetClientSessions', 'c')).toEqual([])
+      expect((await c.call('diagnostics')).reannounced).toBe(0)
+      expect(await c.call('getClientSessions', 'c')).toEqual(['c-1', 'c-2'])
     },
     TEST_TIMEOUT_MS,
   )

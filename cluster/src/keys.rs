@@ -13,7 +13,7 @@ use crate::ClusterError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Namespace {
   name: String,
-  keys: [String; 6],
+  keys: [String; 9],
   channel: String,
 }
 
@@ -39,6 +39,9 @@ impl Namespace {
         key("nodes"),
         key("leases"),
         key("epoch"),
+        key("requests"),
+        key("answers"),
+        key("downs"),
       ],
       channel: key("bus"),
     })
@@ -49,7 +52,7 @@ impl Namespace {
   }
 
   /// The keys every script takes, in the order `common.lua` names them.
-  pub fn keys(&self) -> &[String; 6] {
+  pub fn keys(&self) -> &[String; 9] {
     &self.keys
   }
 
@@ -71,6 +74,22 @@ impl Namespace {
 
   pub fn leases(&self) -> &str {
     &self.keys[4]
+  }
+
+  /// Remote requests on record, by request id (written by `request.lua`).
+  pub fn requests(&self) -> &str {
+    &self.keys[6]
+  }
+
+  /// Answers to remote requests, by request id.
+  pub fn answers(&self) -> &str {
+    &self.keys[7]
+  }
+
+  /// Nodes declared down by a reap or a leave, `node\nepoch` -> records
+  /// removed, kept a minute: what a `down` message must match.
+  pub fn downs(&self) -> &str {
+    &self.keys[8]
   }
 
   /// The one pub/sub channel of the namespace.

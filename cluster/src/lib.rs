@@ -68,8 +68,11 @@ pub use node::{
 pub enum ClusterError {
   #[error("namespace '{0}' must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '.' and '-'")]
   InvalidNamespace(String),
-  #[error("node id '{0}' must be a non-empty string")]
+  #[error("node id {0:?} must be 1 to 256 bytes of printable text (no control characters)")]
   InvalidNodeId(String),
+  /// A live node of the namespace already goes by this id.
+  #[error("a live node of the namespace already goes by the node id '{0}'")]
+  NodeIdInUse(String),
   /// Redis could not be reached or did not answer in time; the outcome of
   /// a change in flight is unknown.
   #[error("the cluster's Redis is unavailable: {0}")]

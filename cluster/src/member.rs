@@ -109,8 +109,15 @@ enum Message {
   },
   #[serde(rename = "ans")]
   Answer { id: String, to: String, n: usize },
+  /// A node declared down by a reap or its leaving, in epoch `e`: believed
+  /// only when the directory has it on record.
   #[serde(rename = "down")]
-  Down { node: String, n: usize },
+  Down {
+    node: String,
+    n: usize,
+    #[serde(default)]
+    e: u64,
+  },
 }
 
 enum Command {
@@ -145,6 +152,9 @@ struct Shared {
   /// then, so a Redis that is away costs no snapshots.
   reachable: AtomicBool,
   holding: Mutex<Holding>,
+  /// The node left the fleet: nothing of it may come back (no heartbeat,
+  /// announcement, publication or reap) unless a new member joins.
+  left: AtomicBool,
 }
 
 /// A running member of the fleet. Dropping it stops its tasks; `leave`
@@ -188,6 +198,7 @@ impl Member {
         settled: true,
         ..Holding::default()
       }),
+      left: AtomicBool::new(false),
     });
     let (commands, receiver) = mpsc::unbounded_channel();
     let subscribed = oneshot::channel();
@@ -335,13 +346,19 @@ impl Member {
     answer(&self.shared, id, requester, closed).await
   }
 
-  /// Removes the node and its records at once and tells every node.
+  /// Removes the node and its records at once and tells every node. Final:
+  /// the member stops its work, and nothing of the node comes back (a
+  /// heartbeat that finds it gone does not announce it again; later changes
+  /// are not published).
   pub async fn leave(&self) -> Result<()> {
     let shared = &self.shared;
+    shared.left.store(true, Ordering::SeqCst);
+    let epoch = shared.node.epoch();
     if let Some(removed) = shared.node.leave().await? {
       let message = Message::Down {
         node: shared.node.node_id().to_owned(),
         n: removed,
+        e: epoch,
       };
       publish_message(shared, &message).await?;
     }
@@ -363,14 +380,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn requests_key(shared: &Shared) -> String {
-  format!("nity:{{{}}}:requests", shared.node.namespace().name())
-}
-
-fn answers_key(shared: &Shared) -> String {
-  format!("nity:{{{}}}:answers", shared.node.namespace().name())
-}
-
 async fn publish_message(shared: &Shared, message: &Message) -> Result<()> {
   let text = serde_json::to_string(message).map_err(|e| ClusterError::Protocol(e.to_string()))?;
   let mut con = shared.node.connection();
@@ -383,22 +392,19 @@ async fn publish_message(shared: &Shared, message: &Message) -> Result<()> {
 
 async fn send_request(shared: &Shared, id: &str, message: &Message) -> Result<()> {
   let text = serde_json::to_string(message).map_err(|e| ClusterError::Protocol(e.to_string()))?;
-  let mut con = shared.node.connection();
-  let _: () = redis::pipe()
-    .hset(requests_key(shared), id, &text)
-    .ignore()
-    .publish(shared.node.namespace().channel(), &text)
-    .ignore()
-    .query_async(&mut con)
-    .await
-    .map_err(ClusterError::from_redis)?;
-  Ok(())
+  if shared.node.request(id, &text).await? {
+    Ok(())
+  } else {
+    Err(ClusterError::Unavailable(
+      "this node is fenced off and announcing itself again".to_owned(),
+    ))
+  }
 }
 
 async fn read_answer(shared: &Shared, id: &str) -> Result<Option<usize>> {
   let mut con = shared.node.connection();
   con
-    .hget(answers_key(shared), id)
+    .hget(shared.node.namespace().answers(), id)
     .await
     .map_err(ClusterError::from_redis)
 }
@@ -406,9 +412,9 @@ async fn read_answer(shared: &Shared, id: &str) -> Result<Option<usize>> {
 async fn forget_request(shared: &Shared, id: &str) {
   let mut con = shared.node.connection();
   let _: std::result::Result<(), _> = redis::pipe()
-    .hdel(requests_key(shared), id)
+    .hdel(shared.node.namespace().requests(), id)
     .ignore()
-    .hdel(answers_key(shared), id)
+    .hdel(shared.node.namespace().answers(), id)
     .ignore()
     .query_async(&mut con)
     .await;
@@ -423,9 +429,9 @@ async fn answer(shared: &Shared, request_id: &str, requester: &str, closed: usiz
   let text = serde_json::to_string(&message).map_err(|e| ClusterError::Protocol(e.to_string()))?;
   let mut con = shared.node.connection();
   let _: () = redis::pipe()
-    .hset(answers_key(shared), request_id, closed)
+    .hset(shared.node.namespace().answers(), request_id, closed)
     .ignore()
-    .hdel(requests_key(shared), request_id)
+    .hdel(shared.node.namespace().requests(), request_id)
     .ignore()
     .publish(shared.node.namespace().channel(), text)
     .ignore()
@@ -435,8 +441,10 @@ async fn answer(shared: &Shared, request_id: &str, requester: &str, closed: usiz
   Ok(())
 }
 
-/// Acts on one message of the channel.
-fn receive(shared: &Shared, payload: &[u8]) {
+/// Acts on one message of the channel. A request or a `down` is believed
+/// only when the directory has it on record (see `request.lua` and
+/// `reap.lua`): anyone who can publish on the channel could send one.
+fn receive(shared: &Arc<Shared>, payload: &[u8]) {
   let Ok(message) = serde_json::from_slice::<Message>(payload) else {
     shared
       .diagnostics
@@ -446,21 +454,48 @@ fn receive(shared: &Shared, payload: &[u8]) {
   };
   let me = shared.node.node_id();
   match message {
-    Message::Request { id, to, from, s, c } if to == me => take_request(shared, id, from, s, c),
+    Message::Request { id, to, from, s, c } if to == me => {
+      let shared = Arc::clone(shared);
+      let payload = payload.to_vec();
+      tokio::spawn(async move {
+        match shared.node.request_on_record(&id, &payload).await {
+          Ok(true) => take_request(&shared, id, from, s, c),
+          Ok(false) => forged(&shared),
+          Err(_) => {}
+        }
+      });
+    }
     Message::Answer { id, to, n } if to == me => {
       if let Some(waiting) = lock(&shared.waiting).remove(&id) {
         let _ = waiting.send(n);
       }
     }
     // A node is not told of its own leaving.
-    Message::Down { node, n } if node != me => {
-      let _ = shared.events.send(Event::NodeDown {
-        node_id: node,
-        sessions: n,
+    Message::Down { node, n, e } if node != me => {
+      let shared = Arc::clone(shared);
+      tokio::spawn(async move {
+        match shared.node.down_on_record(&node, e).await {
+          Ok(true) => {
+            let _ = shared.events.send(Event::NodeDown {
+              node_id: node,
+              sessions: n,
+            });
+          }
+          Ok(false) => forged(&shared),
+          Err(_) => {}
+        }
       });
     }
     _ => {}
   }
+}
+
+/// A message that claims what the directory has no record of.
+fn forged(shared: &Shared) {
+  shared
+    .diagnostics
+    .malformed_messages
+    .fetch_add(1, Ordering::Relaxed);
 }
 
 fn take_request(shared: &Shared, id: String, from: String, s: Option<String>, c: Option<String>) {
@@ -494,11 +529,17 @@ fn take_request(shared: &Shared, id: String, from: String, s: Option<String>, c:
 async fn take_recorded_requests(shared: &Shared) -> Result<()> {
   let mut con = shared.node.connection();
   let recorded: HashMap<String, Vec<u8>> = con
-    .hgetall(requests_key(shared))
+    .hgetall(shared.node.namespace().requests())
     .await
     .map_err(ClusterError::from_redis)?;
-  for payload in recorded.values() {
-    receive(shared, payload);
+  for (id, payload) in &recorded {
+    // On record already: no second look.
+    if let Ok(Message::Request { to, from, s, c, .. }) = serde_json::from_slice::<Message>(payload)
+    {
+      if to == shared.node.node_id() {
+        take_request(shared, id.clone(), from, s, c);
+      }
+    }
   }
   Ok(())
 }
@@ -552,13 +593,17 @@ async fn heartbeat(shared: Arc<Shared>, commands: mpsc::UnboundedSender<Command>
       _ = shared.check_now.notified() => {}
     }
     let before = *lock(&shared.holding);
+    if shared.left.load(Ordering::SeqCst) {
+      return;
+    }
     let beat = shared.node.heartbeat().await;
     let after = *lock(&shared.holding);
     shared.reachable.store(beat.is_ok(), Ordering::Relaxed);
     match beat {
       Ok(Beat::Fenced) => {
-        // Fenced off: announce anew; the publisher re-asserts what the node holds.
-        if shared.node.announce().await.is_ok() {
+        // Fenced off: announce anew; the publisher re-asserts what the node
+        // holds. A node that left stays gone.
+        if !shared.left.load(Ordering::SeqCst) && shared.node.announce().await.is_ok() {
           shared
             .diagnostics
             .reannounced
@@ -592,10 +637,17 @@ async fn reaper(shared: Arc<Shared>) {
   // looks every quarter lease, and never less often than every 400 ms.
   let every = (shared.lease / 4).min(REAP_AT_MOST_EVERY);
   loop {
+    if shared.left.load(Ordering::SeqCst) {
+      return;
+    }
     tokio::time::sleep(every).await;
     if let Ok(Some(dead)) = shared.node.reap().await {
-      for (node, sessions) in dead {
-        let message = Message::Down { node, n: sessions };
+      for (node, sessions, epoch) in dead {
+        let message = Message::Down {
+          node,
+          n: sessions,
+          e: epoch,
+        };
         let _ = publish_message(&shared, &message).await;
       }
     }
@@ -665,6 +717,14 @@ async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Co
         None
       };
     }
+    if shared.left.load(Ordering::SeqCst) {
+      // Left the fleet: nothing is published any more.
+      settle_pending(&shared, covered + queued);
+      for done in waiting_flushes.drain(..) {
+        let _ = done.send(Ok(()));
+      }
+      continue;
+    }
     let announcement = shared.node.announcements();
     if announcement != published_announcement {
       needs_seed = true;
@@ -699,8 +759,9 @@ async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Co
         Ok(())
       }
       Ok(Published::Fenced) => {
-        // Fenced off between two heartbeats: announce anew and re-seed.
-        if shared.node.announce().await.is_ok() {
+        // Fenced off between two heartbeats: announce anew and re-seed (a
+        // node that left stays gone).
+        if !shared.left.load(Ordering::SeqCst) && shared.node.announce().await.is_ok() {
           shared
             .diagnostics
             .reannounced

@@ -140,7 +140,10 @@ impl ClusterNode {
     // rediss:// goes through rustls; its crypto is ring's. Installing the
     // process-wide default fails harmlessly when one is installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    if config.node_id.is_empty() {
+    let printable = !config.node_id.is_empty()
+      && config.node_id.len() <= 256
+      && !config.node_id.chars().any(char::is_control);
+    if !printable {
       return Err(ClusterError::InvalidNodeId(config.node_id));
     }
     let client =
@@ -201,17 +204,25 @@ impl ClusterNode {
   }
 
   /// Announces the node under a new epoch; records an earlier incarnation
-  /// left are removed. Returns the epoch.
+  /// left are removed. Returns the epoch. The first announcement fails with
+  /// [`ClusterError::NodeIdInUse`] while a live node goes by the same id
+  /// (its lease runs); a node announcing again after being fenced off is
+  /// that node.
   pub async fn announce(&self) -> Result<u64> {
     let mut con = self.con.clone();
-    let epoch: u64 = self
+    let first = self.announcements() == 0;
+    let epoch: i64 = self
       .invocation(&self.scripts.announce)
       .arg(&self.node_id)
       .arg(self.lease_ms)
       .arg(self.started_at)
+      .arg(if first { "1" } else { "0" })
       .invoke_async(&mut con)
       .await
       .map_err(ClusterError::from_redis)?;
+    let Ok(epoch) = u64::try_from(epoch) else {
+      return Err(ClusterError::NodeIdInUse(self.node_id.clone()));
+    };
     self.epoch.store(epoch, Ordering::Release);
     self.announcements.fetch_add(1, Ordering::AcqRel);
     Ok(epoch)
@@ -371,10 +382,10 @@ impl ClusterNode {
     }
   }
 
-  /// Removes every node whose lease lapsed, with its records: the dead nodes
-  /// and how many records each left. Reaps nothing when this node is itself
-  /// fenced off or its own lease lapsed.
-  pub async fn reap(&self) -> Result<Option<Vec<(String, usize)>>> {
+  /// Removes every node whose lease lapsed, with its records: the dead nodes,
+  /// how many records each left, and the epoch it died in. Reaps nothing
+  /// when this node is itself fenced off or its own lease lapsed.
+  pub async fn reap(&self) -> Result<Option<Vec<(String, usize, u64)>>> {
     let mut con = self.con.clone();
     let reply: Vec<Value> = self
       .invocation(&self.scripts.reap)
@@ -388,9 +399,13 @@ impl ClusterNode {
       Some("fenced") => Ok(None),
       Some("ok") => {
         let mut dead = Vec::new();
-        while let (Some(node), Some(count)) = (reply.next(), reply.next()) {
-          if let (Some(node), Some(count)) = (string(node), integer(count)) {
-            dead.push((node, count));
+        while let (Some(node), Some(count), Some(epoch)) =
+          (reply.next(), reply.next(), reply.next())
+        {
+          if let (Some(node), Some(count), Some(epoch)) =
+            (string(node), integer(count), integer(epoch))
+          {
+            dead.push((node, count, epoch as u64));
           }
         }
         Ok(Some(dead))
@@ -429,6 +444,45 @@ impl ClusterNode {
       0 => Some(false),
       _ => Some(true),
     })
+  }
+
+  /// Records a remote request (`message`, naming this node as its sender
+  /// under `request_id`) and publishes it; `false` when this node is fenced
+  /// off, and so not allowed to ask.
+  pub async fn request(&self, request_id: &str, message: &str) -> Result<bool> {
+    let mut con = self.con.clone();
+    let recorded: i64 = self
+      .invocation(&self.scripts.request)
+      .arg(&self.node_id)
+      .arg(self.epoch())
+      .arg(request_id)
+      .arg(message)
+      .arg(self.ns.channel())
+      .invoke_async(&mut con)
+      .await
+      .map_err(ClusterError::from_redis)?;
+    Ok(recorded == 1)
+  }
+
+  /// Whether a request with this id and exactly this message is on record.
+  pub async fn request_on_record(&self, request_id: &str, message: &[u8]) -> Result<bool> {
+    let mut con = self.con.clone();
+    let recorded: Option<Vec<u8>> = con
+      .hget(self.ns.requests(), request_id)
+      .await
+      .map_err(ClusterError::from_redis)?;
+    Ok(recorded.as_deref() == Some(message))
+  }
+
+  /// Whether `node` was declared down in `epoch` (by a reap or its leaving)
+  /// in the last minute.
+  pub async fn down_on_record(&self, node: &str, epoch: u64) -> Result<bool> {
+    let mut con = self.con.clone();
+    let recorded: bool = con
+      .hexists(self.ns.downs(), format!("{node}\n{epoch}"))
+      .await
+      .map_err(ClusterError::from_redis)?;
+    Ok(recorded)
   }
 
   /// A connection to the namespace's Redis, for the member's own commands.

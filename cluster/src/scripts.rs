@@ -25,6 +25,7 @@ pub struct Scripts {
   pub lookup: Script,
   pub drop_dead: Script,
   pub resync: Script,
+  pub request: Script,
 }
 
 impl Scripts {
@@ -39,6 +40,7 @@ impl Scripts {
       lookup: script!("lua/lookup.lua"),
       drop_dead: script!("lua/drop_dead.lua"),
       resync: script!("lua/resync.lua"),
+      request: script!("lua/request.lua"),
     }
   }
 }

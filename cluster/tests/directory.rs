@@ -238,7 +238,15 @@ async fn a_silent_node_is_reaped_with_its_records_once_its_lease_lapses() {
   tokio::time::sleep(Duration::from_millis(400)).await;
   // Lookups hide a lapsed node's records even before it is reaped.
   assert_eq!(ids(&alive.client_sessions("c").await.unwrap()), ["a1"]);
-  assert_eq!(alive.reap().await.unwrap(), Some(vec![("dead".into(), 2)]));
+  let dead_epoch = dead.epoch();
+  assert_eq!(
+    alive.reap().await.unwrap(),
+    Some(vec![("dead".into(), 2, dead_epoch)]),
+    "the dead node, its records, and the epoch it died in"
+  );
+  assert!(alive.down_on_record("dead", dead_epoch).await.unwrap());
+  assert!(!alive.down_on_record("dead", dead_epoch + 1).await.unwrap());
+  assert!(!alive.down_on_record("alive", alive.epoch()).await.unwrap());
   assert_eq!(
     alive.reap().await.unwrap(),
     Some(vec![]),
@@ -283,7 +291,7 @@ async fn a_node_whose_own_lease_lapsed_reaps_nobody() {
   );
   assert_eq!(
     stalled.reap().await.unwrap(),
-    Some(vec![("other".into(), 1)])
+    Some(vec![("other".into(), 1, other.epoch())])
   );
 }
 
@@ -460,4 +468,64 @@ async fn node_counts_are_exact_for_ids_beyond_latin_1() {
   let mut expected: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
   expected.sort();
   assert_eq!(own, expected, "every own id, in byte order, once");
+}
+
+#[tokio::test]
+async fn junk_in_the_namespace_never_blocks_a_join() {
+  let redis = RedisServer::start(&[]);
+  let a = node(&redis.url(), "junk", "a", 3_000).await;
+  let first = a.epoch();
+  // An epoch counter that is not a counter: the next join starts above
+  // every epoch in use.
+  redis.command(&["SET", "nity:{junk}:epoch", "abc"]);
+  let b = node(&redis.url(), "junk", "b", 3_000).await;
+  assert!(
+    b.epoch() > first,
+    "b joined under {} (a has {first})",
+    b.epoch()
+  );
+  // Keys of a type the directory never writes are removed on a join.
+  redis.command(&["DEL", "nity:{junk}:epoch", "nity:{junk}:downs"]);
+  redis.command(&["HSET", "nity:{junk}:epoch", "x", "y"]);
+  redis.command(&["SET", "nity:{junk}:downs", "z"]);
+  let c = node(&redis.url(), "junk", "c", 3_000).await;
+  c.publish(&[registered("s", "k", 1.0)]).await.unwrap();
+  assert_eq!(c.session("s").await.unwrap().unwrap().node_id, "c");
+  // The nodes that were there before keep working (fenced by the repair at
+  // worst, then announced again).
+  assert!(matches!(a.heartbeat().await.unwrap(), Beat::Renewed(_)));
+}
+
+#[tokio::test]
+async fn a_node_id_a_live_node_goes_by_is_refused_until_its_lease_lapses() {
+  let redis = RedisServer::start(&[]);
+  let first = node(&redis.url(), "ids", "same", 300).await;
+  let second = ClusterNode::connect(support::config(&redis.url(), "ids", "same", 300)).await;
+  assert!(
+    matches!(second, Err(ClusterError::NodeIdInUse(ref id)) if id == "same"),
+    "{:?}",
+    second.as_ref().err()
+  );
+  // The first node announcing again (fenced off) is that node, not a newcomer.
+  first.announce().await.unwrap();
+  // Once its lease lapsed (the process died), the id is free again.
+  tokio::time::sleep(Duration::from_millis(400)).await;
+  ClusterNode::connect(support::config(&redis.url(), "ids", "same", 300))
+    .await
+    .expect("the id is free once its lease lapsed");
+}
+
+#[tokio::test]
+async fn node_ids_are_printable_text_of_at_most_256_bytes() {
+  let redis = RedisServer::start(&[]);
+  for bad in ["", "a\nb", "tab\there", "nul\0", &"x".repeat(257)] {
+    let refused = ClusterNode::connect(support::config(&redis.url(), "ids", bad, 3_000)).await;
+    assert!(
+      matches!(refused, Err(ClusterError::InvalidNodeId(_))),
+      "{bad:?} was not refused"
+    );
+  }
+  for good in ["é-ü 節點", &"x".repeat(256), "with spaces and : * { }"] {
+    node(&redis.url(), "ids", good, 3_000).await;
+  }
 }

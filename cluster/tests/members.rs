@@ -506,3 +506,102 @@ async fn a_returning_node_closes_its_copy_of_an_id_another_live_node_claimed() {
   assert_eq!(owner.node_id, "b", "the directory's record won");
   converges(&a, &["kilo"], Duration::from_secs(3)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_the_directory_has_no_record_of_are_not_obeyed() {
+  let redis = RedisServer::start(&[]);
+  let owner = Node::start(&redis.url(), "forged", "owner", 3_000).await;
+  let other = Node::start(&redis.url(), "forged", "other", 3_000).await;
+  owner.hold("kilo", 2).await;
+  let channel = "nity:{forged}:bus";
+  // A close request and a node-down nobody recorded: published by anyone
+  // who can publish on the channel.
+  redis.command(&[
+    "PUBLISH",
+    channel,
+    r#"{"t":"req","id":"x:1:1","to":"owner","from":"other","s":"kilo/0"}"#,
+  ]);
+  redis.command(&[
+    "PUBLISH",
+    channel,
+    r#"{"t":"down","node":"other","n":12345}"#,
+  ]);
+  redis.command(&[
+    "PUBLISH",
+    channel,
+    r#"{"t":"down","node":"other","n":1,"e":1}"#,
+  ]);
+  let malformed = || {
+    owner
+      .member
+      .diagnostics()
+      .malformed_messages
+      .load(std::sync::atomic::Ordering::Relaxed)
+  };
+  eventually(
+    "the forged messages counted",
+    Duration::from_secs(3),
+    || malformed() >= 3,
+  )
+  .await;
+  assert!(owner.held.lock().unwrap().contains("kilo/0"), "not closed");
+  assert!(owner.closes.lock().unwrap().is_empty());
+  assert!(
+    owner.downs.lock().unwrap().is_empty(),
+    "no node-down for a live node"
+  );
+  // Real ones still work: a recorded request, a real leave.
+  assert!(other.member.unregister("kilo/0").await.unwrap());
+  assert_eq!(*owner.closes.lock().unwrap(), ["kilo/0"]);
+  other.member.leave().await.unwrap();
+  eventually("the real node-down told", Duration::from_secs(3), || {
+    owner.downs.lock().unwrap().len() == 1
+  })
+  .await;
+  assert_eq!(owner.downs.lock().unwrap()[0].0, "other");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_left_never_comes_back_by_itself() {
+  let redis = RedisServer::start(&[]);
+  let leaving = Node::start(&redis.url(), "final", "leaving", 300).await;
+  let other = Node::start(&redis.url(), "final", "other", 300).await;
+  leaving.hold("kilo", 3).await;
+  leaving.member.leave().await.unwrap();
+  // Still running, still held by its embedder, still told of changes.
+  leaving.hold("kilo-later", 1).await;
+  // Several heartbeats and reaps later, nothing of it is back.
+  tokio::time::sleep(Duration::from_millis(1_200)).await;
+  let nodes: Vec<String> = other
+    .member
+    .node()
+    .nodes()
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|node| node.node_id)
+    .collect();
+  assert_eq!(nodes, ["other"]);
+  assert!(other
+    .member
+    .node()
+    .client_sessions("kilo")
+    .await
+    .unwrap()
+    .is_empty());
+  assert!(other
+    .member
+    .node()
+    .client_sessions("kilo-later")
+    .await
+    .unwrap()
+    .is_empty());
+  assert_eq!(
+    leaving
+      .member
+      .diagnostics()
+      .reannounced
+      .load(std::sync::atomic::Ordering::Relaxed),
+    0
+  );
+}

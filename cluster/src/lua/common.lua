@@ -1,8 +1,13 @@
 -- Shared by every script of the directory (prepended to each).
 -- KEYS: 1 sessions (HASH id -> record), 2 by-client (ZSET lp(client)..id),
 --       3 by-node (ZSET lp(node)..id), 4 nodes (HASH node -> info),
---       5 leases (ZSET node -> deadline ms), 6 epoch (counter)
+--       5 leases (ZSET node -> deadline ms), 6 epoch (counter),
+--       7 requests (HASH request id -> message), 8 answers (HASH request id
+--       -> count), 9 downs (HASH node..'\n'..epoch -> records removed)
 local SESSIONS, BY_CLIENT, BY_NODE, NODES, LEASES, EPOCH = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local REQUESTS, DOWNS = KEYS[7], KEYS[9]
+-- How long a node declared down stays on record for `down` messages to match.
+local DOWNS_KEPT_MS = 60000
 
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
