@@ -13,7 +13,7 @@ use crate::ClusterError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Namespace {
   name: String,
-  keys: [String; 9],
+  keys: [String; 10],
   channel: String,
 }
 
@@ -42,6 +42,7 @@ impl Namespace {
         key("requests"),
         key("answers"),
         key("downs"),
+        key("clock"),
       ],
       channel: key("bus"),
     })
@@ -52,7 +53,7 @@ impl Namespace {
   }
 
   /// The keys every script takes, in the order `common.lua` names them.
-  pub fn keys(&self) -> &[String; 9] {
+  pub fn keys(&self) -> &[String; 10] {
     &self.keys
   }
 

@@ -12,7 +12,10 @@
 //!   number of sessions it holds. Records carry no TTL.
 //! - **Reaping is one script**: every node whose lease lapsed is removed
 //!   with all its records in one atomic, idempotent step. A node whose own
-//!   lease lapsed (Redis stalled, or the node was paused) reaps nobody.
+//!   lease lapsed (Redis stalled, or the node was paused) reaps nobody, and
+//!   a gap in the namespace's own activity longer than a third of a lease
+//!   (a stalled Redis) gives every lease that time back first (see
+//!   `common.lua`), so a stall declares nobody dead.
 //! - **Fencing by epoch.** Each announcement (a start, or a return after
 //!   being reaped, or after Redis lost its data) takes a new epoch from a
 //!   counter. Records carry the epoch of the node that wrote them; a write
@@ -38,6 +41,10 @@
 //! | `nity:{ns}:nodes` | hash | node id → `{"e": epoch, "s": startedAt, "t": lastSeenAt, "dc": records, "dh": their hash}` |
 //! | `nity:{ns}:leases` | sorted set | node id, scored by its lease deadline (ms) |
 //! | `nity:{ns}:epoch` | string | the epoch counter |
+//! | `nity:{ns}:requests` | hash | request id → a remote request, recorded by a live member |
+//! | `nity:{ns}:answers` | hash | request id → how many sessions the owner closed |
+//! | `nity:{ns}:downs` | hash | `node\nepoch` → records removed, for a minute after a reap or leave |
+//! | `nity:{ns}:clock` | hash | `last`: when a script last ran; `third`: the shortest lease announced, divided by 3 |
 //!
 //! What a node publishes is the core's change feed ([`Change`]): owned
 //! records, applied idempotently, in batches. Each node's entry carries the

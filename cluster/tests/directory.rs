@@ -26,6 +26,17 @@ fn removed(session_id: &str) -> Change {
   }
 }
 
+/// Keeps the namespace busy for `duration`, as a live member's heartbeats
+/// do: the directory takes a namespace where no script runs for a third of a
+/// lease for a stalled Redis, and gives every lease the time back.
+async fn keep_busy(node: &ClusterNode, duration: Duration) {
+  let until = std::time::Instant::now() + duration;
+  while std::time::Instant::now() < until {
+    node.heartbeat().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+  }
+}
+
 fn applied() -> Published {
   Published::Applied { conflicts: vec![] }
 }
@@ -235,7 +246,7 @@ async fn a_silent_node_is_reaped_with_its_records_once_its_lease_lapses() {
     Some(vec![]),
     "nobody is dead yet"
   );
-  tokio::time::sleep(Duration::from_millis(400)).await;
+  keep_busy(&alive, Duration::from_millis(400)).await;
   // Lookups hide a lapsed node's records even before it is reaped.
   assert_eq!(ids(&alive.client_sessions("c").await.unwrap()), ["a1"]);
   let dead_epoch = dead.epoch();
@@ -282,13 +293,16 @@ async fn a_node_whose_own_lease_lapsed_reaps_nobody() {
   let stalled = node(&redis.url(), "stall", "stalled", 200).await;
   let other = node(&redis.url(), "stall", "other", 200).await;
   other.publish(&[registered("o", "c", 1.0)]).await.unwrap();
-  tokio::time::sleep(Duration::from_millis(300)).await;
-  // Both leases lapsed: the one that wakes first must not reap the other.
+  // The stalled node is silent while the other renews: its own lease lapses,
+  // and it must not reap (it may be the one that was cut off).
+  keep_busy(&other, Duration::from_millis(300)).await;
   assert_eq!(stalled.reap().await.unwrap(), None);
   assert!(
     matches!(stalled.heartbeat().await.unwrap(), Beat::Renewed(_)),
     "still announced: it may renew"
   );
+  // Once renewed, it reaps a node that went silent.
+  keep_busy(&stalled, Duration::from_millis(300)).await;
   assert_eq!(
     stalled.reap().await.unwrap(),
     Some(vec![("other".into(), 1, other.epoch())])
@@ -509,7 +523,8 @@ async fn a_node_id_a_live_node_goes_by_is_refused_until_its_lease_lapses() {
   // The first node announcing again (fenced off) is that node, not a newcomer.
   first.announce().await.unwrap();
   // Once its lease lapsed (the process died), the id is free again.
-  tokio::time::sleep(Duration::from_millis(400)).await;
+  let witness = node(&redis.url(), "ids", "witness", 3_000).await;
+  keep_busy(&witness, Duration::from_millis(400)).await;
   ClusterNode::connect(support::config(&redis.url(), "ids", "same", 300))
     .await
     .expect("the id is free once its lease lapsed");

@@ -605,3 +605,58 @@ async fn a_node_that_left_never_comes_back_by_itself() {
     0
   );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stalls_of_twice_the_lease_declare_no_healthy_node_dead() {
+  let redis = RedisServer::start(&[]);
+  let lease = 300;
+  let nodes = [
+    Node::start(&redis.url(), "stalls", "a", lease).await,
+    Node::start(&redis.url(), "stalls", "b", lease).await,
+    Node::start(&redis.url(), "stalls", "c", lease).await,
+  ];
+  nodes[0].hold("kilo", 3).await;
+  for _ in 0..20 {
+    // Every other client's commands wait twice the lease, then run in the
+    // order they came: heartbeats and reaps of every node, interleaved.
+    redis.command(&["CLIENT", "PAUSE", &(2 * lease).to_string(), "ALL"]);
+    tokio::time::sleep(Duration::from_millis(2 * lease + 150)).await;
+  }
+  for node in &nodes {
+    assert_eq!(
+      *node.downs.lock().unwrap(),
+      Vec::<(String, usize)>::new(),
+      "no node was declared dead"
+    );
+    assert_eq!(
+      node
+        .member
+        .diagnostics()
+        .reannounced
+        .load(std::sync::atomic::Ordering::Relaxed),
+      0,
+      "no node was fenced"
+    );
+  }
+  let live = nodes[1].member.node().nodes().await.unwrap();
+  assert_eq!(live.len(), 3);
+  assert_eq!(
+    nodes[1]
+      .member
+      .node()
+      .client_sessions("kilo")
+      .await
+      .unwrap()
+      .len(),
+    3
+  );
+  // A node that really dies is still reaped, within its lease and slack.
+  let dead = nodes;
+  let [a, b, c] = dead;
+  drop(c);
+  eventually("c reaped", Duration::from_millis(5 * lease + 2_000), || {
+    a.downs.lock().unwrap().iter().any(|(node, _)| node == "c")
+  })
+  .await;
+  assert!(b.downs.lock().unwrap().iter().all(|(node, _)| node == "c"));
+}

@@ -109,8 +109,22 @@ async fn run(url: String, ops: Vec<Op>, namespace: String) -> Result<(), TestCas
         .unwrap(),
     );
   }
-  // Let the dying node's lease lapse for good.
-  tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+  // The dying node's lease lapses for good: its deadline goes to the
+  // start of time (a lease that merely runs out after a millisecond could
+  // be given time back by the directory, which takes a pause between two
+  // scripts longer than a third of a lease for a stalled Redis).
+  let lapse = |url: String, namespace: String| async move {
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("ZADD")
+      .arg(format!("nity:{{{namespace}}}:leases"))
+      .arg(0)
+      .arg(NODES[DYING])
+      .query_async(&mut con)
+      .await
+      .unwrap();
+  };
+  lapse(url.clone(), namespace.clone()).await;
   let mut model = Model {
     announced: [true; 3],
     ..Model::default()
@@ -266,7 +280,7 @@ async fn run(url: String, ops: Vec<Op>, namespace: String) -> Result<(), TestCas
         model.forget_node(node);
         model.announced[node] = true;
         if node == DYING {
-          tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+          lapse(url.clone(), namespace.clone()).await;
         }
       }
     }

@@ -39,6 +39,9 @@ end
 forget_node_sessions(node)
 local epoch = redis.call('INCR', EPOCH)
 redis.call('HSET', NODES, node, cjson.encode({ e = epoch, s = started_at, t = now }))
+local third = math.floor(lease_ms / 3)
+local kept_third = tonumber(redis.call('HGET', CLOCK, 'third'))
+if kept_third == nil or third < kept_third then redis.call('HSET', CLOCK, 'third', third) end
 set_markers(node, epoch)
 redis.call('ZADD', LEASES, now + lease_ms, node)
 return epoch

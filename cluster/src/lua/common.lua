@@ -3,14 +3,44 @@
 --       3 by-node (ZSET lp(node)..id), 4 nodes (HASH node -> info),
 --       5 leases (ZSET node -> deadline ms), 6 epoch (counter),
 --       7 requests (HASH request id -> message), 8 answers (HASH request id
---       -> count), 9 downs (HASH node..'\n'..epoch -> records removed)
+--       -> count), 9 downs (HASH node..'\n'..epoch -> records removed),
+--       10 clock (HASH: last = when a script last ran, third = the shortest
+--       lease of a node that announced, divided by 3)
 local SESSIONS, BY_CLIENT, BY_NODE, NODES, LEASES, EPOCH = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local REQUESTS, DOWNS = KEYS[7], KEYS[9]
+local REQUESTS, DOWNS, CLOCK = KEYS[7], KEYS[9], KEYS[10]
 -- How long a node declared down stays on record for `down` messages to match.
 local DOWNS_KEPT_MS = 60000
 
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+
+-- A gap in the namespace's own activity: the nodes run scripts every
+-- quarter lease at the least (reaps) and every third (heartbeats), so a
+-- gap longer than a third of a lease means Redis itself stalled (or every
+-- node was paused), and the nodes could not renew. Every lease that such a
+-- gap could have cut short is moved on by the gap, before anything else
+-- this script does: when Redis wakes and runs the commands queued on each
+-- connection in turn, a reap that comes before another node's heartbeat
+-- finds that node's lease moved on, and no healthy node is declared dead
+-- because Redis stalled. A node that really died is reaped a gap later.
+do
+  local kept = redis.pcall('HMGET', CLOCK, 'last', 'third')
+  if type(kept) ~= 'table' or kept.err then
+    redis.call('DEL', CLOCK)
+    kept = {}
+  end
+  redis.call('HSET', CLOCK, 'last', now)
+  local last, third = tonumber(kept[1]), tonumber(kept[2])
+  if last ~= nil and third ~= nil and now - last > third then
+    local gap = now - last
+    local leases = redis.pcall('ZRANGE', LEASES, 0, -1, 'WITHSCORES')
+    if type(leases) == 'table' and not leases.err then
+      for i = 1, #leases, 2 do
+        redis.call('ZADD', LEASES, tonumber(leases[i + 1]) + gap, leases[i])
+      end
+    end
+  end
+end
 
 -- Length-prefixed, so that no id is a prefix of another's member.
 local function lp(text)
