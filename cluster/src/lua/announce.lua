@@ -3,6 +3,7 @@
 -- removed (the node re-asserts what it really holds next). Returns the
 -- epoch, or -1 when `first` is '1' (a process joining, not a node
 -- announcing again after being fenced off) and a live node goes by this id.
+keep_time()
 local node, lease_ms, started_at, first = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == '1'
 
 -- Junk in the namespace's keys never blocks a join: a key of a type this

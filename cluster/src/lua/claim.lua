@@ -3,6 +3,7 @@
 -- client that holds max_per_client live sessions fleet-wide, else records
 -- the session for this node. Returns {'ok'}, {'taken', node, client},
 -- {'limit', count} or {'fenced'}.
+keep_time()
 local node, epoch, id, client = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local registered_at, max = tonumber(ARGV[5]), tonumber(ARGV[6])
 if not current(node, epoch) then return { 'fenced' } end

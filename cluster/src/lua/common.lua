@@ -23,7 +23,8 @@ local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 -- connection in turn, a reap that comes before another node's heartbeat
 -- finds that node's lease moved on, and no healthy node is declared dead
 -- because Redis stalled. A node that really died is reaped a gap later.
-do
+-- Every script that writes calls it first; lookups only read.
+local function keep_time()
   local kept = redis.pcall('HMGET', CLOCK, 'last', 'third')
   if type(kept) ~= 'table' or kept.err then
     redis.call('DEL', CLOCK)

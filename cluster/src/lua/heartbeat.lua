@@ -4,6 +4,7 @@
 -- else {1, count, hash, intact}: the node's digest, and 0 for `intact` when
 -- a key that holds its records was deleted or evicted whole since (its
 -- marker is gone), so the digest cannot be trusted.
+keep_time()
 local node, epoch, lease_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local info = node_info(node)
 if info == nil or info.e ~= epoch then return { 0 } end

@@ -1,5 +1,6 @@
 -- ARGV: node, epoch. The node leaves: its records and itself go at once.
 -- Returns how many records went, or -1 when it was fenced off already.
+keep_time()
 local node, epoch = ARGV[1], tonumber(ARGV[2])
 if not current(node, epoch) then return -1 end
 local removed = forget_node_sessions(node)

@@ -7,6 +7,7 @@
 -- The operations are applied to the records in memory first and written
 -- back with one command per kind, not one per session: a batch of hundreds
 -- of changes costs a handful of commands.
+keep_time()
 local node, epoch = ARGV[1], tonumber(ARGV[2])
 if not current(node, epoch) then return { -1 } end
 

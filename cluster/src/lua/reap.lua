@@ -4,6 +4,7 @@
 -- Each dead node goes on record in `downs`, which the `down` message the
 -- reaper sends must match. Returns {'fenced'} or {'ok', node, count, epoch,
 -- node, count, epoch, ...}.
+keep_time()
 local node, epoch = ARGV[1], tonumber(ARGV[2])
 if not current(node, epoch) then return { 'fenced' } end
 local own = redis.call('ZSCORE', LEASES, node)

@@ -3,6 +3,7 @@
 -- `epoch`, its lease running) whose message names it as the sender under
 -- `id`. A node acts only on requests on record, so a message published by
 -- anyone else is not obeyed. Returns 1, or 0 when the node is fenced off.
+keep_time()
 local node, epoch, id, message, channel = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
 if not current(node, epoch) then return 0 end
 local lease = redis.call('ZSCORE', LEASES, node)

@@ -8,9 +8,12 @@
 --                                    index entries restored, and it is
 --                                    counted in the digest.
 -- Each id the node holds is asserted once in a resync, so the digest ends
--- as the count and hash of exactly what the node holds. Returns {-1} when
--- the node is fenced off (nothing applied), else {applied, conflicting
--- ids...}: an id a live node other than this one holds is left to it.
+-- as the count and hash of exactly what the node holds. Reads are one
+-- HMGET and writes one command per kind, as in publish.lua. Returns {-1}
+-- when the node is fenced off (nothing applied), else {applied,
+-- conflicting ids...}: an id a live node other than this one holds is left
+-- to it.
+keep_time()
 local node, epoch, reset = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
 local info = node_info(node)
 if info == nil or info.e ~= epoch then return { -1 } end
@@ -19,40 +22,79 @@ if reset then
   info.dh = 0
   set_markers(node, epoch)
 end
-local result = { 0 }
-local applied = 0
+info.dc = info.dc or 0
+info.dh = info.dh or 0
+
+local ids = {}
 local i = 4
 while i <= #ARGV do
+  local op = ARGV[i]
+  if op ~= 'd' and op ~= 'A' then return redis.error_reply('unknown operation ' .. tostring(op)) end
+  table.insert(ids, ARGV[i + 1])
+  i = i + (op == 'A' and 4 or 2)
+end
+local held = {}
+if #ids > 0 then
+  local raw = redis.call('HMGET', SESSIONS, unpack(ids))
+  for n, id in ipairs(ids) do held[id] = raw[n] and decode(raw[n]) or false end
+end
+
+local result = { 0 }
+local applied = 0
+local hdel, hset, zrem_client, zrem_node, zadd_client, zadd_node = {}, {}, {}, {}, {}, {}
+local function drop(id, record)
+  table.insert(hdel, id)
+  table.insert(zrem_client, lp(record.c) .. id)
+  table.insert(zrem_node, lp(record.n) .. id)
+end
+i = 4
+while i <= #ARGV do
   local op, id = ARGV[i], ARGV[i + 1]
-  local held = decode(redis.call('HGET', SESSIONS, id))
+  local record = held[id]
   if op == 'd' then
-    if held and held.n == node then
-      drop_record(id, held)
+    if record and record.n == node then
+      drop(id, record)
     else
-      redis.call('ZREM', BY_NODE, lp(node) .. id)
+      table.insert(zrem_node, lp(node) .. id)
     end
     applied = applied + 1
     i = i + 2
-  elseif op == 'A' then
+  else
     local client, registered_at = ARGV[i + 2], tonumber(ARGV[i + 3])
-    if held and held.n ~= node and holder_alive(held) then
+    if record and record.n ~= node and holder_alive(record) then
       table.insert(result, id)
     else
-      if not (held and held.n == node and held.e == epoch and held.c == client) then
-        if held then drop_record(id, held) end
-        redis.call('HSET', SESSIONS, id, cjson.encode({ c = client, n = node, e = epoch, t = registered_at }))
+      if not (record and record.n == node and record.e == epoch and record.c == client) then
+        if record then
+          table.insert(zrem_client, lp(record.c) .. id)
+          table.insert(zrem_node, lp(record.n) .. id)
+        end
+        table.insert(hset, id)
+        table.insert(hset, cjson.encode({ c = client, n = node, e = epoch, t = registered_at }))
       end
-      redis.call('ZADD', BY_CLIENT, 0, lp(client) .. id)
-      redis.call('ZADD', BY_NODE, 0, lp(node) .. id)
-      info.dc = (info.dc or 0) + 1
-      info.dh = ((info.dh or 0) + record_hash(id, client)) % DIGEST_MOD
+      -- The index entries may be gone even where the record is fine.
+      table.insert(zadd_client, 0)
+      table.insert(zadd_client, lp(client) .. id)
+      table.insert(zadd_node, 0)
+      table.insert(zadd_node, lp(node) .. id)
+      info.dc = info.dc + 1
+      info.dh = (info.dh + record_hash(id, client)) % DIGEST_MOD
       applied = applied + 1
     end
     i = i + 4
-  else
-    return redis.error_reply('unknown operation ' .. tostring(op))
   end
 end
+local function bulk(command, key, args)
+  if #args > 0 then redis.call(command, key, unpack(args)) end
+end
+-- Removals first: a record rewritten under another client loses its old
+-- index entry, and its new one is added after.
+bulk('ZREM', BY_CLIENT, zrem_client)
+bulk('ZREM', BY_NODE, zrem_node)
+bulk('HDEL', SESSIONS, hdel)
+bulk('HSET', SESSIONS, hset)
+bulk('ZADD', BY_CLIENT, zadd_client)
+bulk('ZADD', BY_NODE, zadd_node)
 redis.call('HSET', NODES, node, cjson.encode(info))
 result[1] = applied
 return result
