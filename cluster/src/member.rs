@@ -602,12 +602,8 @@ async fn heartbeat(shared: Arc<Shared>, commands: mpsc::UnboundedSender<Command>
     match beat {
       Ok(Beat::Fenced) => {
         // Fenced off: announce anew; the publisher re-asserts what the node
-        // holds. A node that left stays gone.
-        if !shared.left.load(Ordering::SeqCst) && shared.node.announce().await.is_ok() {
-          shared
-            .diagnostics
-            .reannounced
-            .fetch_add(1, Ordering::Relaxed);
+        // holds.
+        if reannounce(&shared).await {
           let (done, _) = oneshot::channel();
           let _ = commands.send(Command::Flush(done));
         }
@@ -759,14 +755,8 @@ async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Co
         Ok(())
       }
       Ok(Published::Fenced) => {
-        // Fenced off between two heartbeats: announce anew and re-seed (a
-        // node that left stays gone).
-        if !shared.left.load(Ordering::SeqCst) && shared.node.announce().await.is_ok() {
-          shared
-            .diagnostics
-            .reannounced
-            .fetch_add(1, Ordering::Relaxed);
-        }
+        // Fenced off between two heartbeats: announce anew and re-seed.
+        reannounce(&shared).await;
         Err(ClusterError::Unavailable(
           "fenced off while publishing; re-asserting".to_owned(),
         ))
@@ -797,6 +787,19 @@ async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Co
       tokio::time::sleep(shared.lease / 6).await;
     }
   }
+}
+
+/// Announces a fenced-off node anew (a node that left stays gone); whether
+/// it did.
+async fn reannounce(shared: &Shared) -> bool {
+  if shared.left.load(Ordering::SeqCst) || shared.node.announce().await.is_err() {
+    return false;
+  }
+  shared
+    .diagnostics
+    .reannounced
+    .fetch_add(1, Ordering::Relaxed);
+  true
 }
 
 /// Changes what the node holds, or whether it landed, as the publisher learns it.

@@ -151,6 +151,26 @@ local function clear_markers(node)
   redis.call('ZREM', BY_NODE, lp(node))
 end
 
+-- Writes back a batch's changes, one command per kind, removals first (a
+-- record rewritten under another client loses its old index entry before
+-- the new one is added): `w` holds the lists zrem_client, zrem_node, hdel,
+-- hset, zadd_client and zadd_node.
+local function write_back(w)
+  local function bulk(command, key, args)
+    if #args > 0 then redis.call(command, key, unpack(args)) end
+  end
+  bulk('ZREM', BY_CLIENT, w.zrem_client)
+  bulk('ZREM', BY_NODE, w.zrem_node)
+  bulk('HDEL', SESSIONS, w.hdel)
+  bulk('HSET', SESSIONS, w.hset)
+  bulk('ZADD', BY_CLIENT, w.zadd_client)
+  bulk('ZADD', BY_NODE, w.zadd_node)
+end
+
+local function batch_writes()
+  return { zrem_client = {}, zrem_node = {}, hdel = {}, hset = {}, zadd_client = {}, zadd_node = {} }
+end
+
 -- A record and its index entries, without the digest (the callers count).
 local function drop_record(id, record)
   redis.call('HDEL', SESSIONS, id)

@@ -62,36 +62,28 @@ while i <= #ARGV do
 end
 
 -- Write back what changed, one command per kind.
-local hdel, hset, zrem_client, zrem_node, zadd_client, zadd_node = {}, {}, {}, {}, {}, {}
+local w = batch_writes()
 for _, id in ipairs(ids) do
   local old, new = before[id], after[id]
   if old ~= new then
     if old then digest_change(old.n, old.e, id, old.c, -1) end
     if new then digest_change(node, epoch, id, new.c, 1) end
     if old then
-      table.insert(zrem_client, lp(old.c) .. id)
-      table.insert(zrem_node, lp(old.n) .. id)
-      if not new then table.insert(hdel, id) end
+      table.insert(w.zrem_client, lp(old.c) .. id)
+      table.insert(w.zrem_node, lp(old.n) .. id)
+      if not new then table.insert(w.hdel, id) end
     end
     if new then
-      table.insert(hset, id)
-      table.insert(hset, cjson.encode(new))
-      table.insert(zadd_client, 0)
-      table.insert(zadd_client, lp(new.c) .. id)
-      table.insert(zadd_node, 0)
-      table.insert(zadd_node, lp(new.n) .. id)
+      table.insert(w.hset, id)
+      table.insert(w.hset, cjson.encode(new))
+      table.insert(w.zadd_client, 0)
+      table.insert(w.zadd_client, lp(new.c) .. id)
+      table.insert(w.zadd_node, 0)
+      table.insert(w.zadd_node, lp(new.n) .. id)
     end
   end
 end
-local function bulk(command, key, args)
-  if #args > 0 then redis.call(command, key, unpack(args)) end
-end
-bulk('ZREM', BY_CLIENT, zrem_client)
-bulk('ZREM', BY_NODE, zrem_node)
-bulk('HDEL', SESSIONS, hdel)
-bulk('HSET', SESSIONS, hset)
-bulk('ZADD', BY_CLIENT, zadd_client)
-bulk('ZADD', BY_NODE, zadd_node)
+write_back(w)
 save_digests()
 result[1] = applied
 return result

@@ -41,11 +41,11 @@ end
 
 local result = { 0 }
 local applied = 0
-local hdel, hset, zrem_client, zrem_node, zadd_client, zadd_node = {}, {}, {}, {}, {}, {}
+local w = batch_writes()
 local function drop(id, record)
-  table.insert(hdel, id)
-  table.insert(zrem_client, lp(record.c) .. id)
-  table.insert(zrem_node, lp(record.n) .. id)
+  table.insert(w.hdel, id)
+  table.insert(w.zrem_client, lp(record.c) .. id)
+  table.insert(w.zrem_node, lp(record.n) .. id)
 end
 i = 4
 while i <= #ARGV do
@@ -55,7 +55,7 @@ while i <= #ARGV do
     if record and record.n == node then
       drop(id, record)
     else
-      table.insert(zrem_node, lp(node) .. id)
+      table.insert(w.zrem_node, lp(node) .. id)
     end
     applied = applied + 1
     i = i + 2
@@ -66,17 +66,17 @@ while i <= #ARGV do
     else
       if not (record and record.n == node and record.e == epoch and record.c == client) then
         if record then
-          table.insert(zrem_client, lp(record.c) .. id)
-          table.insert(zrem_node, lp(record.n) .. id)
+          table.insert(w.zrem_client, lp(record.c) .. id)
+          table.insert(w.zrem_node, lp(record.n) .. id)
         end
-        table.insert(hset, id)
-        table.insert(hset, cjson.encode({ c = client, n = node, e = epoch, t = registered_at }))
+        table.insert(w.hset, id)
+        table.insert(w.hset, cjson.encode({ c = client, n = node, e = epoch, t = registered_at }))
       end
       -- The index entries may be gone even where the record is fine.
-      table.insert(zadd_client, 0)
-      table.insert(zadd_client, lp(client) .. id)
-      table.insert(zadd_node, 0)
-      table.insert(zadd_node, lp(node) .. id)
+      table.insert(w.zadd_client, 0)
+      table.insert(w.zadd_client, lp(client) .. id)
+      table.insert(w.zadd_node, 0)
+      table.insert(w.zadd_node, lp(node) .. id)
       info.dc = info.dc + 1
       info.dh = (info.dh + record_hash(id, client)) % DIGEST_MOD
       applied = applied + 1
@@ -84,17 +84,7 @@ while i <= #ARGV do
     i = i + 4
   end
 end
-local function bulk(command, key, args)
-  if #args > 0 then redis.call(command, key, unpack(args)) end
-end
--- Removals first: a record rewritten under another client loses its old
--- index entry, and its new one is added after.
-bulk('ZREM', BY_CLIENT, zrem_client)
-bulk('ZREM', BY_NODE, zrem_node)
-bulk('HDEL', SESSIONS, hdel)
-bulk('HSET', SESSIONS, hset)
-bulk('ZADD', BY_CLIENT, zadd_client)
-bulk('ZADD', BY_NODE, zadd_node)
+write_back(w)
 redis.call('HSET', NODES, node, cjson.encode(info))
 result[1] = applied
 return result
