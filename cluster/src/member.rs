@@ -208,13 +208,22 @@ impl Member {
       tokio::spawn(reaper(Arc::clone(&shared))),
       tokio::spawn(subscriber(Arc::clone(&shared), subscribed.0)),
     ];
-    // Requests can only be answered once the node listens for them.
-    let _ = tokio::time::timeout(request_timeout, subscribed.1).await;
-    Ok(Member {
+    let member = Member {
       shared,
       commands,
       tasks,
-    })
+    };
+    // Requests can only be answered once the node listens for them: a node
+    // that cannot subscribe leaves again and does not count as started.
+    match tokio::time::timeout(request_timeout, subscribed.1).await {
+      Ok(Ok(())) => Ok(member),
+      _ => {
+        let _ = member.leave().await;
+        Err(ClusterError::Unavailable(
+          "could not subscribe to the namespace's channel in time".to_owned(),
+        ))
+      }
+    }
   }
 
   pub fn node(&self) -> &ClusterNode {

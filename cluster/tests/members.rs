@@ -660,3 +660,43 @@ async fn redis_stalls_of_twice_the_lease_declare_no_healthy_node_dead() {
   .await;
   assert!(b.downs.lock().unwrap().iter().all(|(node, _)| node == "c"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_cannot_subscribe_does_not_start_and_leaves_nothing_behind() {
+  let redis = RedisServer::start(&[]);
+  // Keys but no channel: commands work, SUBSCRIBE is refused.
+  redis.command(&[
+    "ACL",
+    "SETUSER",
+    "deaf",
+    "on",
+    ">s3cret",
+    "~nity:{deaf}:*",
+    "resetchannels",
+    "+@all",
+  ]);
+  let url = format!("redis://deaf:s3cret@127.0.0.1:{}/0", redis.port);
+  let (events, _received) = mpsc::unbounded_channel();
+  let started = Member::start(config(&url, "deaf", "a", 3_000), events).await;
+  assert!(
+    matches!(
+      started,
+      Err(nity_registry_cluster::ClusterError::Unavailable(_))
+    ),
+    "{:?}",
+    started.as_ref().err()
+  );
+  let watcher = support::node(&redis.url(), "deaf", "watcher", 3_000).await;
+  let nodes: Vec<String> = watcher
+    .nodes()
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|node| node.node_id)
+    .collect();
+  assert_eq!(
+    nodes,
+    ["watcher"],
+    "the node that could not listen left again"
+  );
+}
