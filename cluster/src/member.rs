@@ -328,18 +328,9 @@ impl Member {
       s: session_id,
       c: client_id,
     };
-    let sent = send_request(shared, &id, &message).await;
-    let outcome = match sent {
+    let outcome = match send_request(shared, &id, &message).await {
       Err(error) => Err(error),
-      Ok(()) => match tokio::time::timeout(shared.request_timeout, answer).await {
-        Ok(Ok(count)) => Ok(count),
-        // The answer message may have been lost: its record tells.
-        _ => match read_answer(shared, &id).await {
-          Ok(Some(count)) => Ok(count),
-          Ok(None) => Err(ClusterError::Timeout(owner.to_owned())),
-          Err(error) => Err(error),
-        },
-      },
+      Ok(()) => wait_for_answer(shared, &id, owner, answer).await,
     };
     lock(&shared.waiting).remove(&id);
     forget_request(shared, &id).await;
@@ -436,18 +427,37 @@ async fn answer(shared: &Shared, request_id: &str, requester: &str, closed: usiz
     n: closed,
   };
   let text = serde_json::to_string(&message).map_err(|e| ClusterError::Protocol(e.to_string()))?;
-  let mut con = shared.node.connection();
-  let _: () = redis::pipe()
-    .hset(shared.node.namespace().answers(), request_id, closed)
-    .ignore()
-    .hdel(shared.node.namespace().requests(), request_id)
-    .ignore()
-    .publish(shared.node.namespace().channel(), text)
-    .ignore()
-    .query_async(&mut con)
-    .await
-    .map_err(ClusterError::from_redis)?;
+  shared.node.answer(request_id, closed, &text).await?;
   Ok(())
+}
+
+/// Waits for the answer to request `id`: its message, or its record, read
+/// every tenth of the lease (pub/sub may lose the message, during a
+/// resubscription for one), until the request timeout.
+async fn wait_for_answer(
+  shared: &Shared,
+  id: &str,
+  owner: &str,
+  mut answer: oneshot::Receiver<usize>,
+) -> Result<usize> {
+  let deadline = tokio::time::Instant::now() + shared.request_timeout;
+  let look_every = (shared.lease / 10).max(Duration::from_millis(10));
+  loop {
+    let now = tokio::time::Instant::now();
+    let wait = look_every.min(deadline.saturating_duration_since(now));
+    match tokio::time::timeout(wait, &mut answer).await {
+      Ok(Ok(count)) => return Ok(count),
+      // The sender went away: only the record can tell now.
+      Ok(Err(_)) => tokio::time::sleep(wait).await,
+      Err(_) => {}
+    }
+    if let Some(count) = read_answer(shared, id).await? {
+      return Ok(count);
+    }
+    if tokio::time::Instant::now() >= deadline {
+      return Err(ClusterError::Timeout(owner.to_owned()));
+    }
+  }
 }
 
 /// Acts on one message of the channel. A request or a `down` is believed

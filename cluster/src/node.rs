@@ -464,6 +464,22 @@ impl ClusterNode {
     Ok(recorded == 1)
   }
 
+  /// Publishes the answer to a request and records it while the request is
+  /// on record; `false` when its requester had given up already.
+  pub async fn answer(&self, request_id: &str, closed: usize, message: &str) -> Result<bool> {
+    let mut con = self.con.clone();
+    let recorded: i64 = self
+      .invocation(&self.scripts.answer)
+      .arg(request_id)
+      .arg(closed)
+      .arg(message)
+      .arg(self.ns.channel())
+      .invoke_async(&mut con)
+      .await
+      .map_err(ClusterError::from_redis)?;
+    Ok(recorded == 1)
+  }
+
   /// Whether a request with this id and exactly this message is on record.
   pub async fn request_on_record(&self, request_id: &str, message: &[u8]) -> Result<bool> {
     let mut con = self.con.clone();

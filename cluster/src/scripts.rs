@@ -26,6 +26,7 @@ pub struct Scripts {
   pub drop_dead: Script,
   pub resync: Script,
   pub request: Script,
+  pub answer: Script,
 }
 
 impl Scripts {
@@ -41,6 +42,7 @@ impl Scripts {
       drop_dead: script!("lua/drop_dead.lua"),
       resync: script!("lua/resync.lua"),
       request: script!("lua/request.lua"),
+      answer: script!("lua/answer.lua"),
     }
   }
 }

@@ -700,3 +700,63 @@ async fn a_node_that_cannot_subscribe_does_not_start_and_leaves_nothing_behind()
     "the node that could not listen left again"
   );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_whose_message_is_lost_is_found_on_record_within_a_tenth_of_the_lease() {
+  let redis = RedisServer::start(&[]);
+  let requester = Node::start(&redis.url(), "lost-answer", "requester", 300).await;
+  // The owner is played by the test: a node that records its answer but
+  // whose message never arrives.
+  let owner = support::node(&redis.url(), "lost-answer", "mute", 60_000).await;
+  owner
+    .publish(&[Change::Registered(SessionRecord {
+      session_id: "m/1".into(),
+      client_id: "m".into(),
+      registered_at: 0.0,
+    })])
+    .await
+    .unwrap();
+  let member = Arc::clone(&requester.member);
+  let asked = tokio::spawn(async move { member.unregister("m/1").await });
+  let id = loop {
+    let recorded = redis.command(&["HKEYS", "nity:{lost-answer}:requests"]);
+    if let redis::Value::Array(ids) = recorded {
+      if let Some(redis::Value::BulkString(id)) = ids.into_iter().next() {
+        break String::from_utf8(id).unwrap();
+      }
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+  };
+  redis.command(&["HSET", "nity:{lost-answer}:answers", &id, "1"]);
+  let answered = Instant::now();
+  assert!(
+    asked.await.unwrap().unwrap(),
+    "the recorded answer says it was closed"
+  );
+  // The request timeout is 2 s; a tenth of the lease is 30 ms.
+  assert!(
+    answered.elapsed() < Duration::from_millis(1_000),
+    "found after {:?}",
+    answered.elapsed()
+  );
+  // The requester cleans up after itself.
+  assert_eq!(
+    redis.command(&["HLEN", "nity:{lost-answer}:answers"]),
+    redis::Value::Int(0)
+  );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_after_its_requester_gave_up_leaves_nothing_behind() {
+  let redis = RedisServer::start(&[]);
+  let owner = Node::start(&redis.url(), "late", "owner", 3_000).await;
+  owner
+    .member
+    .answer("requester:1:7\nrequester", 1)
+    .await
+    .unwrap();
+  assert_eq!(
+    redis.command(&["HLEN", "nity:{late}:answers"]),
+    redis::Value::Int(0)
+  );
+}

@@ -7,7 +7,7 @@
 --       10 clock (HASH: last = when a script last ran, third = the shortest
 --       lease of a node that announced, divided by 3)
 local SESSIONS, BY_CLIENT, BY_NODE, NODES, LEASES, EPOCH = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local REQUESTS, DOWNS, CLOCK = KEYS[7], KEYS[9], KEYS[10]
+local REQUESTS, ANSWERS, DOWNS, CLOCK = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 -- How long a node declared down stays on record for `down` messages to match.
 local DOWNS_KEPT_MS = 60000
 
