@@ -160,7 +160,6 @@ impl NativeCluster {
     let member = self.running()?;
     let max = (max_per_client > 0).then_some(max_per_client as usize);
     let claim = member
-      .node()
       .claim(&session_id, &client_id, registered_at, max)
       .await
       .map_err(from_cluster)?;

@@ -42,7 +42,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::digest::Digest;
-use crate::node::{Beat, ClusterNode, NodeConfig, Published};
+use crate::node::{Beat, Claim, ClusterNode, NodeConfig, Published};
 use crate::{ClusterError, Result};
 use nity_registry_core::{Change, SessionRecord};
 
@@ -130,6 +130,16 @@ enum Command {
   Resync,
   /// A claim given up: its record goes, and the node never held it.
   Release(Change),
+  /// A strict claim, run after every change queued before it has landed.
+  Claim(ClaimOrder),
+}
+
+struct ClaimOrder {
+  session_id: String,
+  client_id: String,
+  registered_at: f64,
+  max_per_client: Option<usize>,
+  reply: oneshot::Sender<Result<Claim>>,
 }
 
 struct Shared {
@@ -242,6 +252,37 @@ impl Member {
       .pending_changes
       .fetch_add(1, Ordering::Relaxed);
     let _ = self.commands.send(Command::Change(change));
+  }
+
+  /// The strict register's fleet-wide claim (see [`ClusterNode::claim`]),
+  /// in order with this node's own changes: it runs once every change
+  /// queued before it has landed, so an id this node just removed is not
+  /// refused as held by itself.
+  pub async fn claim(
+    &self,
+    session_id: &str,
+    client_id: &str,
+    registered_at: f64,
+    max_per_client: Option<usize>,
+  ) -> Result<Claim> {
+    let (reply, answer) = oneshot::channel();
+    let order = ClaimOrder {
+      session_id: session_id.to_owned(),
+      client_id: client_id.to_owned(),
+      registered_at,
+      max_per_client,
+      reply,
+    };
+    self
+      .commands
+      .send(Command::Claim(order))
+      .map_err(|_| ClusterError::Unavailable("the member stopped".to_owned()))?;
+    match tokio::time::timeout(self.shared.request_timeout, answer).await {
+      Ok(Ok(claimed)) => claimed,
+      _ => Err(ClusterError::Unavailable(
+        "the claim could not be made in time".to_owned(),
+      )),
+    }
   }
 
   /// Gives up a claim (see [`ClusterNode::claim`]) whose local
@@ -698,6 +739,8 @@ async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Co
     let mut queued = 0u64;
     let mut covered = 0u64;
     let mut next = first;
+    // A claim ends the batch: what came before it is published first.
+    let mut claim: Option<ClaimOrder> = None;
     while let Some(command) = next {
       match command {
         Command::Change(change) => {
@@ -725,6 +768,10 @@ async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Co
           batch.push(change);
           queued += 1;
         }
+        Command::Claim(order) => {
+          claim = Some(order);
+          break;
+        }
       }
       next = if batch.len() < BATCH * IN_FLIGHT {
         commands.try_recv().ok()
@@ -738,6 +785,7 @@ async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Co
       for done in waiting_flushes.drain(..) {
         let _ = done.send(Ok(()));
       }
+      run_claim(&shared, claim.take()).await;
       continue;
     }
     let announcement = shared.node.announcements();
@@ -752,6 +800,7 @@ async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Co
         let _ = shared.events.send(Event::Resync);
         seed_asked = Some(tokio::time::Instant::now());
       }
+      run_claim(&shared, claim.take()).await;
       continue;
     }
     settle_pending(&shared, covered);
@@ -802,10 +851,32 @@ async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Co
     for done in waiting_flushes.drain(..) {
       let _ = done.send(outcome.clone());
     }
+    run_claim(&shared, claim.take()).await;
     if outcome.is_err() {
       tokio::time::sleep(shared.lease / 6).await;
     }
   }
+}
+
+/// Runs a strict claim the publisher reached in its queue, and answers it.
+async fn run_claim(shared: &Shared, order: Option<ClaimOrder>) {
+  let Some(order) = order else { return };
+  let outcome = if shared.left.load(Ordering::SeqCst) {
+    Err(ClusterError::Unavailable(
+      "this node left the fleet".to_owned(),
+    ))
+  } else {
+    shared
+      .node
+      .claim(
+        &order.session_id,
+        &order.client_id,
+        order.registered_at,
+        order.max_per_client,
+      )
+      .await
+  };
+  let _ = order.reply.send(outcome);
 }
 
 /// Announces a fenced-off node anew (a node that left stays gone); whether

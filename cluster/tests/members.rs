@@ -760,3 +760,31 @@ async fn an_answer_after_its_requester_gave_up_leaves_nothing_behind() {
     redis::Value::Int(0)
   );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strict_claim_comes_after_the_nodes_own_queued_changes() {
+  let redis = RedisServer::start(&[]);
+  let node = Node::start(&redis.url(), "ordered", "a", 3_000).await;
+  node.hold("kilo", 1).await;
+  // A backlog of this node's own changes, the last of them the removal of
+  // kilo/0; then a strict claim of kilo/0. The claim must come after the
+  // removal, not overtake the backlog and find this node's own record.
+  for n in 0..20_000 {
+    node.member.publish(Change::Registered(SessionRecord {
+      session_id: format!("filler/{n}"),
+      client_id: "filler".into(),
+      registered_at: 0.0,
+    }));
+  }
+  node.member.publish(Change::Removed {
+    session_id: "kilo/0".into(),
+    client_id: "kilo".into(),
+  });
+  node.held.lock().unwrap().remove("kilo/0");
+  let claimed = node
+    .member
+    .claim("kilo/0", "kilo", 1.0, None)
+    .await
+    .unwrap();
+  assert_eq!(claimed, nity_registry_cluster::Claim::Claimed);
+}
