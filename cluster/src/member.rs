@@ -274,14 +274,29 @@ impl Member {
       reply,
     };
     self
+      .through_publisher(
+        Command::Claim(order),
+        answer,
+        "the claim could not be made in time",
+      )
+      .await
+  }
+
+  /// Hands `command` to the publisher's ordered path and waits, at most the
+  /// request timeout, for what it sends back on `answer`.
+  async fn through_publisher<T>(
+    &self,
+    command: Command,
+    answer: oneshot::Receiver<Result<T>>,
+    late: &str,
+  ) -> Result<T> {
+    self
       .commands
-      .send(Command::Claim(order))
+      .send(command)
       .map_err(|_| ClusterError::Unavailable("the member stopped".to_owned()))?;
     match tokio::time::timeout(self.shared.request_timeout, answer).await {
-      Ok(Ok(claimed)) => claimed,
-      _ => Err(ClusterError::Unavailable(
-        "the claim could not be made in time".to_owned(),
-      )),
+      Ok(Ok(outcome)) => outcome,
+      _ => Err(ClusterError::Unavailable(late.to_owned())),
     }
   }
 
@@ -309,15 +324,12 @@ impl Member {
   pub async fn flush(&self) -> Result<()> {
     let (done, wait) = oneshot::channel();
     self
-      .commands
-      .send(Command::Flush(done))
-      .map_err(|_| ClusterError::Unavailable("the member stopped".to_owned()))?;
-    match tokio::time::timeout(self.shared.request_timeout, wait).await {
-      Ok(Ok(result)) => result,
-      _ => Err(ClusterError::Unavailable(
-        "changes could not be published in time".to_owned(),
-      )),
-    }
+      .through_publisher(
+        Command::Flush(done),
+        wait,
+        "changes could not be published in time",
+      )
+      .await
   }
 
   /// Closes a session wherever it lives: `true` when it was closed, `false`
